@@ -1,0 +1,1 @@
+//! Longhouse core: placeholder, being written.

@@ -1,0 +1,1 @@
+//! Longhouse edge target: placeholder.
