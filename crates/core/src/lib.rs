@@ -1,1 +1,33 @@
-//! Longhouse core: placeholder, being written.
+//! Longhouse core: the presence protocol as a sans-IO state machine.
+//!
+//! Targets own sockets, clocks, timers and storage; this crate owns every
+//! rule. A target parses a join with [`JoinRequest::parse`], feeds a
+//! [`Space`] (or, with a shared store, a [`Hub`] plus its store's
+//! [`Roster`] events) with joins, frames, closes and the time, and carries
+//! out the [`Output`]s it gets back.
+
+mod client_id;
+mod close;
+mod conn_id;
+mod hub;
+mod inbound;
+mod join;
+mod output;
+mod roster;
+mod space;
+mod time;
+mod wire;
+
+pub use client_id::{ClientId, MAX_ID_CHARS};
+pub use close::CloseCode;
+pub use conn_id::ConnId;
+pub use hub::{refuse, Hub};
+pub use inbound::{decode, ClientMessage, Frame, MessageError};
+pub use join::{
+    InvalidReason, JoinError, JoinRequest, SpaceName, MAX_IDENTITY_CHARS, MAX_SPACE_CHARS,
+};
+pub use output::{Command, Disconnect, Output};
+pub use roster::{Lease, LeaveCause, Roster, RosterEvent, Sequenced};
+pub use space::{event_kind, refuse_join, Space, SpaceConfig, Step};
+pub use time::UnixMillis;
+pub use wire::{ClientInfo, ServerMessage, KEEPALIVE_TEXT, PING_TEXT, PONG_TEXT};

@@ -1,0 +1,58 @@
+//! What the state machines ask their target to do.
+
+use std::sync::Arc;
+
+use crate::client_id::ClientId;
+use crate::close::CloseCode;
+use crate::conn_id::ConnId;
+
+/// An effect on one local socket, in the order it must happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send this text frame. The same `Arc` is shared by every recipient of a
+    /// broadcast, so a message is encoded once.
+    Send {
+        /// The recipient.
+        conn: ConnId,
+        /// One JSON object.
+        text: Arc<str>,
+    },
+    /// Close the socket with this code; the hub has already forgotten it, so
+    /// its later close report changes nothing.
+    Close {
+        /// The socket.
+        conn: ConnId,
+        /// Why.
+        code: CloseCode,
+    },
+}
+
+/// A change a hub asks of whoever keeps the roster (the in-process
+/// [`crate::Roster`], or a shared store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// A ping: extend the lease.
+    Renew {
+        /// The lease.
+        id: ClientId,
+        /// The connection that pinged.
+        holder: ConnId,
+    },
+    /// A clean close or a protocol violation: end the lease now.
+    Leave {
+        /// The lease.
+        id: ClientId,
+        /// The connection that closed.
+        holder: ConnId,
+    },
+}
+
+/// How a socket ended, as the target saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disconnect {
+    /// The client sent a close frame: the lease ends at once.
+    Clean,
+    /// The connection dropped without a close frame: the lease runs on so
+    /// the client can resume.
+    Lost,
+}

@@ -1,0 +1,401 @@
+//! The authoritative roster of one space: leases, and the events every
+//! change to them produces (sections 3 to 5).
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::client_id::ClientId;
+use crate::conn_id::ConnId;
+use crate::join::JoinError;
+use crate::time::UnixMillis;
+use crate::wire::ClientInfo;
+
+/// A client's presence: who, since when, until when, and through which
+/// connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The client as others see it.
+    pub client: ClientInfo,
+    /// The connection that holds it now.
+    pub holder: ConnId,
+    /// The first instant at which the lease is no longer alive.
+    pub expires_at: UnixMillis,
+}
+
+impl Lease {
+    /// Alive strictly before `expires_at`; expired from it on.
+    pub fn is_alive(&self, now: UnixMillis) -> bool {
+        now < self.expires_at
+    }
+}
+
+/// Why a lease ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LeaveCause {
+    /// A clean close, or a close for a protocol violation.
+    Closed,
+    /// Not renewed within the TTL.
+    Expired,
+}
+
+/// A change to the roster that clients must hear about (renewals are not
+/// events: nobody sees them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RosterEvent {
+    /// A new lease.
+    Joined {
+        /// The new client.
+        client: ClientInfo,
+        /// Its connection.
+        holder: ConnId,
+    },
+    /// A live lease taken over by a new connection of the same identity.
+    Resumed {
+        /// The client, with its original `joinedAt`.
+        client: ClientInfo,
+        /// The new connection.
+        holder: ConnId,
+        /// The connection it replaces (closed with 4001 if still open).
+        replaced: ConnId,
+    },
+    /// A lease ended.
+    Left {
+        /// The client that left.
+        client: ClientInfo,
+        /// The connection that held it.
+        holder: ConnId,
+        /// Closed or expired.
+        cause: LeaveCause,
+    },
+}
+
+impl RosterEvent {
+    /// The client the event is about.
+    pub fn client(&self) -> &ClientInfo {
+        match self {
+            RosterEvent::Joined { client, .. }
+            | RosterEvent::Resumed { client, .. }
+            | RosterEvent::Left { client, .. } => client,
+        }
+    }
+}
+
+/// An event with its position in the space's history, so that a hub fed
+/// over an unreliable channel can tell a gap from a duplicate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sequenced {
+    /// 1 for the first event of a space, then one more per event.
+    pub seq: u64,
+    /// What happened.
+    pub event: RosterEvent,
+}
+
+/// The leases of one space. Every method takes the time; none reads a clock.
+#[derive(Debug, Clone, Default)]
+pub struct Roster {
+    leases: HashMap<ClientId, Lease>,
+    deadlines: BTreeSet<(UnixMillis, ClientId)>,
+    seq: u64,
+}
+
+impl Roster {
+    /// An empty roster at sequence 0.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Rebuilds a roster from stored leases (a restarted Durable Object).
+    pub fn restore(leases: impl IntoIterator<Item = Lease>, seq: u64) -> Self {
+        let mut roster = Roster {
+            seq,
+            ..Roster::default()
+        };
+        for lease in leases {
+            roster.insert(lease);
+        }
+        roster
+    }
+
+    /// Starts or resumes the lease `id` for `identity` on connection
+    /// `holder`, alive until `now + ttl_ms`. A live lease of another identity
+    /// refuses the join and changes nothing.
+    pub fn join(
+        &mut self,
+        identity: &str,
+        id: ClientId,
+        holder: ConnId,
+        now: UnixMillis,
+        ttl_ms: u64,
+    ) -> Result<Vec<Sequenced>, JoinError> {
+        let expires_at = now.plus(ttl_ms);
+        let mut events = Vec::new();
+        if let Some(lease) = self.leases.get(&id) {
+            if lease.is_alive(now) {
+                if lease.client.identity != identity {
+                    return Err(JoinError::IdHeldByAnother);
+                }
+                let mut lease = self.remove(&id).expect("present");
+                let replaced = lease.holder;
+                lease.holder = holder;
+                lease.expires_at = expires_at;
+                let client = lease.client.clone();
+                self.insert(lease);
+                events.push(self.next(RosterEvent::Resumed {
+                    client,
+                    holder,
+                    replaced,
+                }));
+                return Ok(events);
+            }
+            let old = self.remove(&id).expect("present");
+            events.push(self.next(RosterEvent::Left {
+                client: old.client,
+                holder: old.holder,
+                cause: LeaveCause::Expired,
+            }));
+        }
+        let client = ClientInfo {
+            id,
+            identity: identity.to_owned(),
+            joined_at: now,
+        };
+        self.insert(Lease {
+            client: client.clone(),
+            holder,
+            expires_at,
+        });
+        events.push(self.next(RosterEvent::Joined { client, holder }));
+        Ok(events)
+    }
+
+    /// Extends a live lease held by `holder`; false if there is none (it
+    /// expired, or another connection holds it now).
+    pub fn renew(&mut self, id: &ClientId, holder: ConnId, now: UnixMillis, ttl_ms: u64) -> bool {
+        match self.leases.get(id) {
+            Some(lease) if lease.holder == holder && lease.is_alive(now) => {
+                let mut lease = self.remove(id).expect("present");
+                lease.expires_at = now.plus(ttl_ms);
+                self.insert(lease);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Ends the lease `id` at once if `holder` still holds it (a clean
+    /// close); a replaced connection's close ends nothing.
+    pub fn leave(&mut self, id: &ClientId, holder: ConnId) -> Option<Sequenced> {
+        if self.leases.get(id)?.holder != holder {
+            return None;
+        }
+        let lease = self.remove(id).expect("present");
+        Some(self.next(RosterEvent::Left {
+            client: lease.client,
+            holder: lease.holder,
+            cause: LeaveCause::Closed,
+        }))
+    }
+
+    /// Ends every lease that is no longer alive at `now`, earliest first.
+    pub fn sweep(&mut self, now: UnixMillis) -> Vec<Sequenced> {
+        let mut events = Vec::new();
+        while let Some((at, id)) = self.deadlines.first().cloned() {
+            if at > now {
+                break;
+            }
+            let lease = self.remove(&id).expect("deadline without lease");
+            events.push(self.next(RosterEvent::Left {
+                client: lease.client,
+                holder: lease.holder,
+                cause: LeaveCause::Expired,
+            }));
+        }
+        events
+    }
+
+    /// When the next lease runs out: the time to run [`Roster::sweep`].
+    pub fn next_expiry(&self) -> Option<UnixMillis> {
+        self.deadlines.first().map(|(at, _)| *at)
+    }
+
+    /// The lease for `id`, alive or not yet swept.
+    pub fn get(&self, id: &ClientId) -> Option<&Lease> {
+        self.leases.get(id)
+    }
+
+    /// Every lease, in no particular order.
+    pub fn leases(&self) -> impl Iterator<Item = &Lease> {
+        self.leases.values()
+    }
+
+    /// How many leases there are.
+    pub fn len(&self) -> usize {
+        self.leases.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.leases.is_empty()
+    }
+
+    /// The sequence number of the last event.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    fn next(&mut self, event: RosterEvent) -> Sequenced {
+        self.seq += 1;
+        Sequenced {
+            seq: self.seq,
+            event,
+        }
+    }
+
+    fn insert(&mut self, lease: Lease) {
+        self.deadlines
+            .insert((lease.expires_at, lease.client.id.clone()));
+        self.leases.insert(lease.client.id.clone(), lease);
+    }
+
+    fn remove(&mut self, id: &ClientId) -> Option<Lease> {
+        let lease = self.leases.remove(id)?;
+        self.deadlines.remove(&(lease.expires_at, id.clone()));
+        Some(lease)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TTL: u64 = 1000;
+
+    fn id(s: &str) -> ClientId {
+        ClientId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn join_then_resume_keeps_joined_at_and_renews() {
+        let mut r = Roster::new();
+        let ev = r
+            .join("a", id("x"), ConnId(1), UnixMillis(100), TTL)
+            .unwrap();
+        assert!(matches!(
+            &ev[..],
+            [Sequenced {
+                seq: 1,
+                event: RosterEvent::Joined {
+                    holder: ConnId(1),
+                    ..
+                }
+            }]
+        ));
+        let ev = r
+            .join("a", id("x"), ConnId(2), UnixMillis(900), TTL)
+            .unwrap();
+        match &ev[..] {
+            [Sequenced {
+                seq: 2,
+                event:
+                    RosterEvent::Resumed {
+                        client,
+                        holder,
+                        replaced,
+                    },
+            }] => {
+                assert_eq!(client.joined_at, UnixMillis(100));
+                assert_eq!((*holder, *replaced), (ConnId(2), ConnId(1)));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(r.next_expiry(), Some(UnixMillis(1900)));
+    }
+
+    #[test]
+    fn another_identity_cannot_take_a_live_lease() {
+        let mut r = Roster::new();
+        r.join("a", id("x"), ConnId(1), UnixMillis(0), TTL).unwrap();
+        assert_eq!(
+            r.join("b", id("x"), ConnId(2), UnixMillis(999), TTL),
+            Err(JoinError::IdHeldByAnother)
+        );
+        assert_eq!(r.get(&id("x")).unwrap().holder, ConnId(1));
+        assert_eq!(r.seq(), 1);
+    }
+
+    #[test]
+    fn an_expired_lease_is_an_ordinary_join_whoever_asks() {
+        let mut r = Roster::new();
+        r.join("a", id("x"), ConnId(1), UnixMillis(0), TTL).unwrap();
+        let ev = r
+            .join("b", id("x"), ConnId(2), UnixMillis(1000), TTL)
+            .unwrap();
+        assert!(matches!(
+            &ev[0].event,
+            RosterEvent::Left {
+                cause: LeaveCause::Expired,
+                holder: ConnId(1),
+                ..
+            }
+        ));
+        match &ev[1].event {
+            RosterEvent::Joined { client, .. } => {
+                assert_eq!(client.identity, "b");
+                assert_eq!(client.joined_at, UnixMillis(1000));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn renew_only_by_the_holder_and_only_while_alive() {
+        let mut r = Roster::new();
+        r.join("a", id("x"), ConnId(1), UnixMillis(0), TTL).unwrap();
+        assert!(!r.renew(&id("x"), ConnId(2), UnixMillis(10), TTL));
+        assert!(r.renew(&id("x"), ConnId(1), UnixMillis(999), TTL));
+        assert_eq!(r.next_expiry(), Some(UnixMillis(1999)));
+        assert!(!r.renew(&id("x"), ConnId(1), UnixMillis(1999), TTL));
+        assert!(!r.renew(&id("nobody"), ConnId(1), UnixMillis(0), TTL));
+    }
+
+    #[test]
+    fn leave_only_by_the_holder() {
+        let mut r = Roster::new();
+        r.join("a", id("x"), ConnId(1), UnixMillis(0), TTL).unwrap();
+        r.join("a", id("x"), ConnId(2), UnixMillis(1), TTL).unwrap();
+        assert_eq!(r.leave(&id("x"), ConnId(1)), None);
+        let left = r.leave(&id("x"), ConnId(2)).unwrap();
+        assert!(matches!(
+            left.event,
+            RosterEvent::Left {
+                cause: LeaveCause::Closed,
+                ..
+            }
+        ));
+        assert!(r.is_empty());
+        assert_eq!(r.next_expiry(), None);
+    }
+
+    #[test]
+    fn sweep_is_never_early() {
+        let mut r = Roster::new();
+        r.join("a", id("x"), ConnId(1), UnixMillis(0), TTL).unwrap();
+        r.join("b", id("y"), ConnId(2), UnixMillis(500), TTL)
+            .unwrap();
+        assert!(r.sweep(UnixMillis(999)).is_empty());
+        let ev = r.sweep(UnixMillis(1000));
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].event.client().id, id("x"));
+        assert_eq!(r.next_expiry(), Some(UnixMillis(1500)));
+        assert_eq!(r.sweep(UnixMillis(5000)).len(), 1);
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn restore_keeps_sequence_and_deadlines() {
+        let mut r = Roster::new();
+        r.join("a", id("x"), ConnId(1), UnixMillis(0), TTL).unwrap();
+        let copy = Roster::restore(r.leases().cloned(), r.seq());
+        assert_eq!(copy.seq(), 1);
+        assert_eq!(copy.next_expiry(), Some(UnixMillis(1000)));
+    }
+}

@@ -1,0 +1,206 @@
+//! A whole space in one process: the roster and the hub together, for the
+//! targets that keep presence in memory (the native in-memory store, the
+//! Durable Object).
+
+use crate::client_id::ClientId;
+use crate::conn_id::ConnId;
+use crate::hub::{refuse, Hub};
+use crate::inbound::Frame;
+use crate::join::JoinRequest;
+use crate::output::{Command, Disconnect, Output};
+use crate::roster::{Roster, RosterEvent, Sequenced};
+use crate::time::UnixMillis;
+
+/// The per-space settings of section 9.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpaceConfig {
+    /// Lease length, ms (`PRESENCE_TTL`).
+    pub ttl_ms: u64,
+    /// Largest accepted message, bytes (`MAX_MESSAGE_BYTES`).
+    pub max_message_bytes: usize,
+}
+
+impl Default for SpaceConfig {
+    fn default() -> Self {
+        SpaceConfig {
+            ttl_ms: 60_000,
+            max_message_bytes: 4096,
+        }
+    }
+}
+
+/// What one input did: the socket effects to carry out, and the roster
+/// changes behind them (for logs, metrics and persistence).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Step {
+    /// Effects on local sockets, in order.
+    pub outputs: Vec<Output>,
+    /// Roster events, in sequence order.
+    pub events: Vec<Sequenced>,
+    /// Leases whose expiry moved (pings), for targets that persist it.
+    pub renewed: Vec<ClientId>,
+}
+
+/// One space, whole: feed it joins, frames, closes and the time; carry out
+/// the [`Step`] it returns; wake it again at [`Space::next_deadline`].
+#[derive(Debug, Clone)]
+pub struct Space {
+    config: SpaceConfig,
+    roster: Roster,
+    hub: Hub,
+}
+
+impl Space {
+    /// An empty space.
+    pub fn new(config: SpaceConfig) -> Self {
+        Self::restore(config, Roster::new())
+    }
+
+    /// A space around a stored roster, with no sockets yet: the view starts
+    /// as the roster, since whoever reconnects is welcomed from it.
+    pub fn restore(config: SpaceConfig, roster: Roster) -> Self {
+        let mut hub = Hub::new(config.max_message_bytes, 0);
+        let snapshot = roster.leases().map(|l| (l.client.clone(), l.holder));
+        hub.resync(snapshot, roster.seq(), &mut Vec::new());
+        Space {
+            config,
+            roster,
+            hub,
+        }
+    }
+
+    /// A socket asks to join. `fresh_id` makes the id when the request has
+    /// none.
+    pub fn join(
+        &mut self,
+        conn: ConnId,
+        request: &JoinRequest,
+        fresh_id: impl FnOnce() -> ClientId,
+        now: UnixMillis,
+    ) -> Step {
+        let mut step = self.swept(now);
+        let id = request.id.clone().unwrap_or_else(fresh_id);
+        self.hub.open(conn, id.clone());
+        match self
+            .roster
+            .join(&request.identity, id, conn, now, self.config.ttl_ms)
+        {
+            Ok(events) => self.apply(events, &mut step),
+            Err(error) => self.hub.refuse(conn, &error, &mut step.outputs),
+        }
+        step
+    }
+
+    /// A socket sent a frame.
+    pub fn frame(&mut self, conn: ConnId, frame: Frame<'_>, now: UnixMillis) -> Step {
+        let mut step = self.swept(now);
+        if let Some(command) = self.hub.frame(conn, frame, &mut step.outputs) {
+            self.execute(command, now, &mut step);
+        }
+        step
+    }
+
+    /// A socket closed, cleanly or not.
+    pub fn closed(&mut self, conn: ConnId, how: Disconnect, now: UnixMillis) -> Step {
+        let mut step = self.swept(now);
+        if let Some(command) = self.hub.closed(conn, how) {
+            self.execute(command, now, &mut step);
+        }
+        step
+    }
+
+    /// The time is now `now`: expire what has run out.
+    pub fn tick(&mut self, now: UnixMillis) -> Step {
+        self.swept(now)
+    }
+
+    /// Closes every socket with 1012 and keeps the leases.
+    pub fn shutdown(&mut self) -> Step {
+        let mut step = Step::default();
+        self.hub.shutdown(&mut step.outputs);
+        step
+    }
+
+    /// Closes one socket with `code`, keeping its lease (1011).
+    pub fn evict(&mut self, conn: ConnId, code: crate::CloseCode) -> Step {
+        let mut step = Step::default();
+        self.hub.evict(conn, code, &mut step.outputs);
+        step
+    }
+
+    /// When to call [`Space::tick`] next, if any lease is running.
+    pub fn next_deadline(&self) -> Option<UnixMillis> {
+        self.roster.next_expiry()
+    }
+
+    /// No sockets and no leases: the target may drop the space.
+    pub fn is_idle(&self) -> bool {
+        self.hub.is_empty() && self.roster.is_empty()
+    }
+
+    /// The authoritative leases.
+    pub fn roster(&self) -> &Roster {
+        &self.roster
+    }
+
+    /// The local sockets.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// The settings.
+    pub fn config(&self) -> SpaceConfig {
+        self.config
+    }
+
+    fn swept(&mut self, now: UnixMillis) -> Step {
+        let mut step = Step::default();
+        let events = self.roster.sweep(now);
+        self.apply(events, &mut step);
+        step
+    }
+
+    fn execute(&mut self, command: Command, now: UnixMillis, step: &mut Step) {
+        match command {
+            Command::Renew { id, holder } => {
+                if self.roster.renew(&id, holder, now, self.config.ttl_ms) {
+                    step.renewed.push(id);
+                }
+            }
+            Command::Leave { id, holder } => {
+                let events: Vec<Sequenced> = self.roster.leave(&id, holder).into_iter().collect();
+                self.apply(events, step);
+            }
+        }
+    }
+
+    fn apply(&mut self, events: Vec<Sequenced>, step: &mut Step) {
+        for event in events {
+            self.hub.apply(event.clone(), &mut step.outputs);
+            step.events.push(event);
+        }
+    }
+}
+
+/// A short name for what an event is, for structured logs.
+pub fn event_kind(event: &RosterEvent) -> &'static str {
+    match event {
+        RosterEvent::Joined { .. } => "join",
+        RosterEvent::Resumed { .. } => "resume",
+        RosterEvent::Left {
+            cause: crate::LeaveCause::Closed,
+            ..
+        } => "leave",
+        RosterEvent::Left {
+            cause: crate::LeaveCause::Expired,
+            ..
+        } => "expire",
+    }
+}
+
+/// Refuses a join that failed to parse, before any space is involved.
+pub fn refuse_join(conn: ConnId, error: &crate::JoinError) -> Vec<Output> {
+    let mut out = Vec::new();
+    refuse(conn, error, &mut out);
+    out
+}
