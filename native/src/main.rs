@@ -1,1 +1,115 @@
-fn main() {}
+//! `longhouse`: the self-hosted presence server.
+
+mod app;
+mod clock;
+mod config;
+mod connection;
+mod ids;
+mod outbox;
+mod store;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use longhouse_core::SpaceConfig;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use crate::app::AppState;
+use crate::config::Config;
+use crate::connection::Settings;
+use crate::ids::ConnIds;
+use crate::store::{MemoryStore, Store};
+
+/// How long shutdown waits for sockets to flush their 1012 close.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            error!(variable = e.var, "{e}");
+            eprintln!("longhouse: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            eprintln!("longhouse: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> std::io::Result<()> {
+    let space_config = SpaceConfig {
+        ttl_ms: config.ttl_ms,
+        max_message_bytes: config.max_message_bytes,
+    };
+    if config.redis_url.is_some() {
+        warn!("REDIS_URL is set but this build keeps presence in memory");
+    }
+    let store = Store::Memory(MemoryStore::start(space_config));
+    let sockets = TaskTracker::new();
+    let state = AppState {
+        settings: Settings {
+            store: store.clone(),
+            keepalive: (config.keepalive_ms > 0)
+                .then(|| Duration::from_millis(config.keepalive_ms)),
+        },
+        max_message_bytes: config.max_message_bytes,
+        conn_ids: Arc::new(ConnIds::new()),
+        sockets: sockets.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind(SocketAddr::new(config.host, config.port)).await?;
+    info!(
+        addr = %listener.local_addr()?,
+        ttl_ms = config.ttl_ms,
+        keepalive_ms = config.keepalive_ms,
+        max_message_bytes = config.max_message_bytes,
+        store = "memory",
+        "listening"
+    );
+    let shutdown_store = store.clone();
+    axum::serve(listener, app::router(state))
+        .with_graceful_shutdown(async move {
+            let signal = stop_signal().await;
+            info!(signal, "stopping: closing sockets with 1012, leases kept");
+            shutdown_store.shutdown().await;
+        })
+        .await?;
+    sockets.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, sockets.wait())
+        .await
+        .is_err()
+    {
+        warn!(
+            open = sockets.len(),
+            "sockets still open after the grace period"
+        );
+    }
+    info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT, naming which.
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}

@@ -15,6 +15,8 @@ pub enum Frame<'a> {
     /// A frame whose size the target's WebSocket layer already refused as
     /// larger than the limit (it never buffered it).
     Oversized,
+    /// A text frame the target's WebSocket layer already found not UTF-8.
+    InvalidUtf8,
 }
 
 /// A message the protocol understands.
@@ -72,6 +74,7 @@ pub fn decode(frame: Frame<'_>, max_bytes: usize) -> Result<ClientMessage, Messa
     let bytes = match frame {
         Frame::Binary => return Err(MessageError::Binary),
         Frame::Oversized => return Err(MessageError::TooLarge { limit: max_bytes }),
+        Frame::InvalidUtf8 => return Err(MessageError::NotUtf8),
         Frame::Text(bytes) => bytes,
     };
     if bytes.len() > max_bytes {
@@ -149,6 +152,7 @@ mod tests {
         assert_eq!(e, MessageError::NotUtf8);
         assert_eq!(e.close_code(), Some(CloseCode::InvalidPayload));
         assert!(!e.has_message());
+        assert_eq!(decode(Frame::InvalidUtf8, 4096), Err(MessageError::NotUtf8));
     }
 
     #[test]

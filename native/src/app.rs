@@ -1,0 +1,83 @@
+//! The HTTP surface: `/health`, and a WebSocket upgrade on any other path.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tokio_util::task::TaskTracker;
+
+use crate::connection::{self, Settings};
+use crate::ids::ConnIds;
+
+/// Shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    /// What each socket needs.
+    pub settings: Settings,
+    /// Largest accepted message, for the WebSocket layer's limits.
+    pub max_message_bytes: usize,
+    /// Connection ids.
+    pub conn_ids: Arc<ConnIds>,
+    /// Every socket task, so shutdown can wait for their close frames.
+    pub sockets: TaskTracker,
+}
+
+/// The router.
+pub fn router(state: AppState) -> Router {
+    Router::new().fallback(handle).with_state(state)
+}
+
+async fn handle(State(state): State<AppState>, request: Request) -> Response {
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().map(str::to_owned);
+    if !is_websocket_upgrade(&request) {
+        return plain(&state, &path).await;
+    }
+    let (mut parts, _body) = request.into_parts();
+    let upgrade =
+        match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+            Ok(u) => u,
+            Err(rejection) => return rejection.into_response(),
+        };
+    let conn = state.conn_ids.next();
+    let token = state.sockets.token();
+    upgrade
+        // A presence client sends pings of a few dozen bytes: small buffers
+        // keep idle sockets cheap (the library reserves 128 KiB by default).
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1 << 20)
+        .max_message_size(state.max_message_bytes)
+        .max_frame_size(state.max_message_bytes)
+        .on_upgrade(move |socket| async move {
+            connection::serve(socket, state.settings.clone(), conn, path, query).await;
+            drop(token);
+        })
+}
+
+async fn plain(state: &AppState, path: &str) -> Response {
+    if path != "/health" {
+        return Response::builder()
+            .status(StatusCode::UPGRADE_REQUIRED)
+            .header(header::UPGRADE, "websocket")
+            .body(Body::from(
+                "Connect with a WebSocket: ws://HOST/{space}?identity={identity}\n",
+            ))
+            .expect("valid response");
+    }
+    match state.settings.store.health().await {
+        Ok(()) => (StatusCode::OK, "ok").into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
+    }
+}
+
+fn is_websocket_upgrade(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}

@@ -1,0 +1,178 @@
+//! One WebSocket from upgrade to close: parse the join, hand frames to the
+//! store, write what the store queues, and report how the socket ended.
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use longhouse_core::{
+    refuse_join, CloseCode, ConnId, Disconnect, Frame, JoinRequest, Output, KEEPALIVE_TEXT,
+};
+use tracing::{debug, warn};
+
+use crate::outbox::{outbox, Inbox, Outbound};
+use crate::store::Store;
+
+/// How long a socket we closed waits for the client's close reply, so the
+/// close frame is read before the TCP connection goes.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+/// What the socket task needs besides its socket.
+#[derive(Clone)]
+pub struct Settings {
+    /// The store.
+    pub store: Store,
+    /// Keepalive period, `None` for off.
+    pub keepalive: Option<Duration>,
+}
+
+/// Serves one upgraded socket to its end.
+pub async fn serve(
+    socket: WebSocket,
+    settings: Settings,
+    conn: ConnId,
+    path: String,
+    query: Option<String>,
+) {
+    let request = match JoinRequest::parse(&path, query.as_deref()) {
+        Ok(r) => r,
+        Err(error) => {
+            warn!(conn = %conn, path = %path, error = %error, "join refused");
+            let (tx, rx) = outbox();
+            for output in refuse_join(conn, &error) {
+                let _ = tx.send(match output {
+                    Output::Send { text, .. } => Outbound::Text(text),
+                    Output::Close { code, .. } => Outbound::Close(code),
+                });
+            }
+            drop(tx);
+            let (mut sink, mut stream) = socket.split();
+            drain(&mut sink, &mut stream, rx).await;
+            return;
+        }
+    };
+    let (tx, rx) = outbox();
+    settings.store.join(conn, &request, tx).await;
+    let how = pump(socket, rx, &settings, &request, conn).await;
+    if let Some(how) = how {
+        debug!(space = request.space.as_str(), conn = %conn, ?how, "socket ended");
+        settings.store.closed(&request.space, conn, how).await;
+    }
+}
+
+type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
+type Stream = futures_util::stream::SplitStream<WebSocket>;
+
+/// Moves frames both ways until the socket ends. Returns how the client
+/// ended it, or `None` when the server closed it.
+async fn pump(
+    socket: WebSocket,
+    mut inbox: Inbox,
+    settings: &Settings,
+    request: &JoinRequest,
+    conn: ConnId,
+) -> Option<Disconnect> {
+    let (mut sink, mut stream) = socket.split();
+    let mut keepalive = settings.keepalive.map(|period| {
+        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
+    let space = &request.space;
+    loop {
+        tokio::select! {
+            out = inbox.recv() => match out {
+                Some(Outbound::Text(text)) => {
+                    if sink.send(Message::Text(text.as_ref().into())).await.is_err() {
+                        return Some(Disconnect::Lost);
+                    }
+                }
+                Some(Outbound::Close(code)) => {
+                    close(&mut sink, &mut stream, code).await;
+                    return None;
+                }
+                None => return Some(Disconnect::Lost),
+            },
+            message = stream.next() => {
+                let frame = match message {
+                    Some(Ok(Message::Text(text))) => {
+                        settings.store.frame(space, conn, Frame::Text(text.as_bytes())).await;
+                        continue;
+                    }
+                    Some(Ok(Message::Binary(_))) => Frame::Binary,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_))) => {
+                        // Completes the close handshake: the reply is queued
+                        // by the library and goes out on this flush.
+                        let _ = sink.close().await;
+                        return Some(Disconnect::Clean);
+                    }
+                    Some(Err(error)) => match classify(error) {
+                        Some(frame) => frame,
+                        None => return Some(Disconnect::Lost),
+                    },
+                    None => return Some(Disconnect::Lost),
+                };
+                settings.store.frame(space, conn, frame).await;
+            }
+            _ = tick(&mut keepalive) => {
+                if sink.send(Message::Text(KEEPALIVE_TEXT.into())).await.is_err() {
+                    return Some(Disconnect::Lost);
+                }
+            }
+        }
+    }
+}
+
+/// Tells a read error that the protocol answers (too large, not UTF-8) from
+/// one that means the connection is gone.
+fn classify(error: axum::Error) -> Option<Frame<'static>> {
+    let inner = error.into_inner();
+    match inner.downcast_ref::<tungstenite::Error>()? {
+        tungstenite::Error::Capacity(_) => Some(Frame::Oversized),
+        tungstenite::Error::Utf8(_) => Some(Frame::InvalidUtf8),
+        _ => None,
+    }
+}
+
+async fn tick(keepalive: &mut Option<tokio::time::Interval>) {
+    match keepalive {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes everything queued for a socket that is being refused.
+async fn drain(sink: &mut Sink, stream: &mut Stream, mut inbox: Inbox) {
+    while let Some(out) = inbox.recv().await {
+        match out {
+            Outbound::Text(text) => {
+                if sink
+                    .send(Message::Text(text.as_ref().into()))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Outbound::Close(code) => return close(sink, stream, code).await,
+        }
+    }
+}
+
+/// Sends a close frame and waits a little for the client's reply.
+async fn close(sink: &mut Sink, stream: &mut Stream, code: CloseCode) {
+    let frame = CloseFrame {
+        code: code.code(),
+        reason: code.reason().into(),
+    };
+    if sink.send(Message::Close(Some(frame))).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        while let Some(Ok(_)) = stream.next().await {}
+    })
+    .await;
+}

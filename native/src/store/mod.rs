@@ -1,0 +1,57 @@
+//! Where presence lives: the small interface the connection code talks to,
+//! implemented in memory (and, with `REDIS_URL`, in Redis).
+
+mod memory;
+
+pub use memory::MemoryStore;
+
+use std::sync::Arc;
+
+use longhouse_core::{ConnId, Disconnect, Frame, JoinRequest, SpaceName};
+
+use crate::outbox::Outbox;
+
+/// The store behind every space of this process.
+#[derive(Clone)]
+pub enum Store {
+    /// Presence in this process only.
+    Memory(Arc<MemoryStore>),
+}
+
+impl Store {
+    /// Joins `conn` as `request` asks; everything it must be told, welcome
+    /// or refusal, arrives through `outbox`.
+    pub async fn join(&self, conn: ConnId, request: &JoinRequest, outbox: Outbox) {
+        match self {
+            Store::Memory(m) => m.join(conn, request, outbox),
+        }
+    }
+
+    /// One frame from a joined socket.
+    pub async fn frame(&self, space: &SpaceName, conn: ConnId, frame: Frame<'_>) {
+        match self {
+            Store::Memory(m) => m.frame(space, conn, frame),
+        }
+    }
+
+    /// A socket ended; a clean close ends its lease.
+    pub async fn closed(&self, space: &SpaceName, conn: ConnId, how: Disconnect) {
+        match self {
+            Store::Memory(m) => m.closed(space, conn, how),
+        }
+    }
+
+    /// Closes every socket with 1012, keeping leases, and refuses new joins.
+    pub async fn shutdown(&self) {
+        match self {
+            Store::Memory(m) => m.shutdown(),
+        }
+    }
+
+    /// `Ok` when the store can serve joins, or why not.
+    pub async fn health(&self) -> Result<(), String> {
+        match self {
+            Store::Memory(_) => Ok(()),
+        }
+    }
+}
