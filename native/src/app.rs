@@ -50,8 +50,12 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response {
         .read_buffer_size(4096)
         .write_buffer_size(0)
         .max_write_buffer_size(1 << 20)
-        .max_message_size(state.max_message_bytes)
-        .max_frame_size(state.max_message_bytes)
+        // The library's own limit is a hard cap well above the protocol's:
+        // a message over MAX_MESSAGE_BYTES must be read whole so the core can
+        // answer it with an error and a clean 1009 close, while a reader
+        // error would leave the socket unusable for the close handshake.
+        .max_message_size(hard_cap(state.max_message_bytes))
+        .max_frame_size(hard_cap(state.max_message_bytes))
         .on_upgrade(move |socket| async move {
             connection::serve(socket, state.settings.clone(), conn, path, query).await;
             drop(token);
@@ -80,4 +84,10 @@ fn is_websocket_upgrade(request: &Request) -> bool {
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// The WebSocket layer's size cap: sixteen times the protocol limit, at
+/// least 64 KiB. Anything larger is cut off without a close handshake.
+fn hard_cap(max_message_bytes: usize) -> usize {
+    max_message_bytes.saturating_mul(16).max(64 * 1024)
 }

@@ -17,6 +17,12 @@ use crate::store::Store;
 /// close frame is read before the TCP connection goes.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
+/// How long a socket whose reader failed (a frame that was not UTF-8) stays
+/// open after its close frame. The library will not read from it any more,
+/// and closing a socket with unread input resets the connection, which can
+/// destroy the close frame before the client reads it.
+const FAILED_READ_LINGER: Duration = Duration::from_millis(500);
+
 /// What the socket task needs besides its socket.
 #[derive(Clone)]
 pub struct Settings {
@@ -108,7 +114,24 @@ async fn pump(
                         return Some(Disconnect::Clean);
                     }
                     Some(Err(error)) => match classify(error) {
-                        Some(frame) => frame,
+                        Some(frame) => {
+                            settings.store.frame(space, conn, frame).await;
+                            // The reader is spent: write what the store
+                            // queued (the error and the close), then linger.
+                            while let Some(out) = inbox.recv().await {
+                                match out {
+                                    Outbound::Text(text) => {
+                                        let _ = sink.send(Message::Text(text.as_ref().into())).await;
+                                    }
+                                    Outbound::Close(code) => {
+                                        let _ = sink.send(Message::Close(Some(close_frame(code)))).await;
+                                        tokio::time::sleep(FAILED_READ_LINGER).await;
+                                        return None;
+                                    }
+                                }
+                            }
+                            return Some(Disconnect::Lost);
+                        }
                         None => return Some(Disconnect::Lost),
                     },
                     None => return Some(Disconnect::Lost),
@@ -164,15 +187,22 @@ async fn drain(sink: &mut Sink, stream: &mut Stream, mut inbox: Inbox) {
 
 /// Sends a close frame and waits a little for the client's reply.
 async fn close(sink: &mut Sink, stream: &mut Stream, code: CloseCode) {
-    let frame = CloseFrame {
-        code: code.code(),
-        reason: code.reason().into(),
-    };
-    if sink.send(Message::Close(Some(frame))).await.is_err() {
+    if sink
+        .send(Message::Close(Some(close_frame(code))))
+        .await
+        .is_err()
+    {
         return;
     }
     let _ = tokio::time::timeout(CLOSE_LINGER, async {
         while let Some(Ok(_)) = stream.next().await {}
     })
     .await;
+}
+
+fn close_frame(code: CloseCode) -> CloseFrame {
+    CloseFrame {
+        code: code.code(),
+        reason: code.reason().into(),
+    }
 }

@@ -1,6 +1,5 @@
 //! What a client may send, and the section 6 errors for everything else.
 
-use serde::Deserialize;
 use thiserror::Error;
 
 use crate::close::CloseCode;
@@ -81,15 +80,12 @@ pub fn decode(frame: Frame<'_>, max_bytes: usize) -> Result<ClientMessage, Messa
         return Err(MessageError::TooLarge { limit: max_bytes });
     }
     let text = std::str::from_utf8(bytes).map_err(|_| MessageError::NotUtf8)?;
-    #[derive(Deserialize)]
-    struct Envelope<'a> {
-        #[serde(borrow)]
-        action: Option<std::borrow::Cow<'a, str>>,
-    }
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|_| MessageError::Unparsable)?;
-    match Envelope::deserialize(&value) {
-        Ok(Envelope { action: Some(a) }) if a == "ping" => Ok(ClientMessage::Ping),
+    match value.get("action") {
+        Some(serde_json::Value::String(action)) if value.is_object() && action == "ping" => {
+            Ok(ClientMessage::Ping)
+        }
         _ => Err(MessageError::UnrecognizedAction),
     }
 }

@@ -1,0 +1,284 @@
+//! The Longhouse end-to-end suite (custom harness, libtest-mimic).
+//!
+//! `cargo test -p longhouse-e2e` runs every case against the target named by
+//! `LONGHOUSE_TARGET` (default `native-memory`). Cases that use a shared
+//! deployment get one per distinct `TargetOptions`, started on first use and
+//! stopped when the run ends; cases that stop or restart servers start their
+//! own. Server logs go to `target/e2e-logs/`.
+//!
+//! Test names are `<protocol area>::<what is checked>`; see each module for
+//! the PROTOCOL.md section it covers.
+
+mod config;
+mod connect;
+mod errors;
+mod events;
+mod http;
+mod keepalive;
+mod leases;
+mod resume;
+mod shutdown;
+mod support;
+mod welcome;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use longhouse_e2e::{Capability, Ctx, Suite, TargetOptions};
+
+type CaseFn = for<'a> fn(&'a Ctx) -> Pin<Box<dyn Future<Output = Result<()>> + 'a>>;
+
+/// Which deployment a case runs on.
+#[derive(Clone, Copy)]
+enum Uses {
+    /// The deployment shared by all cases with these options.
+    Shared(TargetOptions),
+    /// None: the case starts (and stops) what it needs.
+    Own,
+}
+
+struct Case {
+    name: String,
+    uses: Uses,
+    needs: &'static [Capability],
+    run: CaseFn,
+}
+
+/// `case!(module::function, uses)` or `case!(module::function, uses, [caps])`.
+macro_rules! case {
+    ($f:path, $uses:expr) => {
+        case!($f, $uses, [])
+    };
+    ($f:path, $uses:expr, [$($cap:expr),*]) => {{
+        fn run(cx: &Ctx) -> Pin<Box<dyn Future<Output = Result<()>> + '_>> {
+            Box::pin($f(cx))
+        }
+        Case {
+            name: stringify!($f).replace(' ', ""),
+            uses: $uses,
+            needs: &[$($cap),*],
+            run,
+        }
+    }};
+}
+
+/// No case may take longer than this, whatever the server does.
+const CASE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Cases mostly wait on the network, so run more of them at once than there
+/// are cores (`--test-threads` overrides).
+const DEFAULT_THREADS: usize = 8;
+
+fn cases() -> Vec<Case> {
+    use Capability::*;
+    const DEFAULT: Uses = Uses::Shared(TargetOptions::DEFAULT);
+    const SHORT: Uses = Uses::Shared(TargetOptions::SHORT_LEASE);
+    vec![
+        // 1. Connecting
+        case!(connect::encoded_slash_and_slash_are_the_same_space, DEFAULT),
+        case!(connect::plus_in_path_stays_plus, DEFAULT),
+        case!(connect::path_is_percent_decoded_exactly_once, DEFAULT),
+        case!(connect::malformed_percent_in_path_is_invalid, DEFAULT),
+        case!(connect::path_decoding_to_invalid_utf8_is_invalid, DEFAULT),
+        case!(
+            connect::query_plus_is_a_space_and_percent_2b_is_plus,
+            DEFAULT
+        ),
+        case!(connect::query_first_repeated_parameter_wins, DEFAULT),
+        case!(connect::query_unknown_parameters_are_ignored, DEFAULT),
+        case!(connect::query_empty_value_is_the_same_as_absent, DEFAULT),
+        case!(connect::identity_characters_round_trip_exactly, DEFAULT),
+        case!(connect::space_characters_are_kept_exactly, DEFAULT),
+        case!(connect::space_of_128_characters_ok_129_invalid, DEFAULT),
+        case!(connect::identity_of_256_characters_ok_257_invalid, DEFAULT),
+        case!(connect::control_characters_are_invalid, DEFAULT),
+        case!(
+            connect::id_of_64_allowed_characters_ok_else_invalid,
+            DEFAULT
+        ),
+        case!(
+            connect::join_checks_run_space_then_identity_then_id,
+            DEFAULT
+        ),
+        case!(connect::bad_join_stores_nothing_and_nobody_sees_it, DEFAULT),
+        case!(http::plain_get_health_is_200_ok, DEFAULT),
+        case!(http::websocket_upgrade_to_health_is_a_space, DEFAULT),
+        case!(http::other_plain_get_is_404_or_426, DEFAULT),
+        // 2. The welcome
+        case!(welcome::first_message_is_the_roster_including_self, DEFAULT),
+        case!(welcome::fresh_id_is_lowercase_uuid_v4, DEFAULT),
+        case!(welcome::joined_at_is_rfc3339_utc_milliseconds, DEFAULT),
+        case!(welcome::messages_have_the_spec_shape, DEFAULT),
+        // 3. Events to others
+        case!(
+            events::remote_join_reaches_every_other_client_never_the_subject,
+            DEFAULT
+        ),
+        case!(events::remote_leave_reaches_every_other_client, DEFAULT),
+        case!(events::fifty_concurrent_joins_and_leaves_converge, DEFAULT),
+        case!(events::spaces_are_independent, DEFAULT),
+        // 4. Leases
+        case!(
+            leases::ping_every_third_of_ttl_keeps_lease_past_two_ttls,
+            SHORT
+        ),
+        case!(leases::ping_with_extra_fields_renews, SHORT),
+        case!(
+            leases::expiry_sends_expired_then_close_4000_and_leave,
+            SHORT
+        ),
+        case!(leases::expiry_leave_within_one_second_of_lease_end, SHORT),
+        case!(leases::expiry_counts_from_last_ping, SHORT),
+        case!(leases::non_ping_messages_do_not_renew, SHORT),
+        case!(leases::clean_close_leaves_at_once, DEFAULT),
+        case!(leases::lost_connection_keeps_lease_until_expiry, SHORT),
+        case!(leases::server_close_1009_ends_lease_at_once, DEFAULT),
+        // 5. Resuming
+        case!(
+            resume::within_lease_same_identity_gets_same_id_and_joined_at_silently,
+            DEFAULT
+        ),
+        case!(resume::resume_renews_the_lease, SHORT),
+        case!(resume::after_lost_connection_is_silent, DEFAULT),
+        case!(
+            resume::after_expiry_is_an_ordinary_join_keeping_the_id,
+            SHORT
+        ),
+        case!(
+            resume::unknown_id_is_an_ordinary_join_keeping_the_id,
+            DEFAULT
+        ),
+        case!(
+            resume::live_id_of_another_identity_is_invalid_id_1008,
+            DEFAULT
+        ),
+        case!(resume::after_clean_close_the_id_is_free, DEFAULT),
+        // 6. Errors (one per row)
+        case!(errors::no_space_is_space_id_required_1008, DEFAULT),
+        case!(errors::no_identity_is_no_identity_parameter_1008, DEFAULT),
+        case!(errors::out_of_limits_is_invalid_1008, DEFAULT),
+        case!(errors::non_utf8_text_frame_closes_1007, DEFAULT),
+        case!(errors::not_json_is_unparsable_and_stays_open, DEFAULT),
+        case!(
+            errors::json_without_known_action_is_unrecognized_and_stays_open,
+            DEFAULT
+        ),
+        case!(
+            errors::binary_frame_is_not_supported_and_stays_open,
+            DEFAULT
+        ),
+        case!(errors::message_over_max_bytes_is_too_large_1009, DEFAULT),
+        case!(
+            errors::fragmented_message_over_max_bytes_is_too_large_1009,
+            DEFAULT
+        ),
+        case!(errors::message_of_exactly_max_bytes_is_accepted, DEFAULT),
+        case!(errors::fragmented_message_is_reassembled, DEFAULT),
+        case!(
+            errors::max_message_bytes_setting_is_honoured,
+            Uses::Shared(TargetOptions::DEFAULT.with_max_message_bytes(1024))
+        ),
+        case!(
+            errors::id_held_by_another_identity_is_invalid_id_1008,
+            DEFAULT
+        ),
+        // 7. Keepalive and shutdown
+        case!(
+            keepalive::server_sends_ping_every_keepalive_ms,
+            Uses::Shared(TargetOptions::DEFAULT.with_keepalive_ms(200)),
+            [Keepalive]
+        ),
+        case!(
+            keepalive::keepalive_ms_0_sends_no_ping,
+            Uses::Shared(TargetOptions::DEFAULT.with_keepalive_ms(0))
+        ),
+        case!(
+            shutdown::sigterm_closes_sockets_1012_and_exits_0,
+            Uses::Own,
+            [Signals]
+        ),
+        case!(
+            shutdown::sigint_closes_sockets_1012_and_exits_0,
+            Uses::Own,
+            [Signals]
+        ),
+        case!(
+            shutdown::memory_store_clients_come_back_with_their_ids_as_joins,
+            Uses::Own,
+            [Signals, MemoryStore]
+        ),
+        // 9. Configuration
+        case!(
+            config::unparsable_value_stops_server_naming_the_variable,
+            Uses::Own,
+            [StartupConfig]
+        ),
+    ]
+}
+
+fn main() -> ExitCode {
+    let mut args = Arguments::from_args();
+    if args.test_threads.is_none() {
+        args.test_threads = Some(DEFAULT_THREADS);
+    }
+    let suite = Suite::from_env()
+        .map(Arc::new)
+        .map_err(|e| format!("{e:#}"));
+    let trials = cases()
+        .into_iter()
+        .map(|case| {
+            let suite = suite.clone();
+            Trial::ignorable_test(case.name.clone(), move || match suite {
+                Ok(suite) => run_case(&suite, case),
+                Err(e) => Err(Failed::from(e)),
+            })
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    if let Ok(suite) = &suite {
+        suite.stop_all();
+    }
+    conclusion.exit_code()
+}
+
+fn run_case(suite: &Suite, case: Case) -> Result<Completion, Failed> {
+    let target = suite.target().clone();
+    let missing: Vec<String> = case
+        .needs
+        .iter()
+        .filter(|c| !target.has(**c))
+        .map(|c| format!("{c:?}"))
+        .collect();
+    if !missing.is_empty() {
+        return Ok(Completion::ignored_with(format!(
+            "target {} lacks {}",
+            target.name(),
+            missing.join(", ")
+        )));
+    }
+    let deployment = match case.uses {
+        Uses::Shared(options) => Some(suite.shared(options).map_err(|e| format!("{e:#}"))?),
+        Uses::Own => None,
+    };
+    let cx = Ctx::new(&case.name, target, deployment);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    // The timer must be created inside the runtime.
+    let outcome =
+        runtime.block_on(async { tokio::time::timeout(CASE_TIMEOUT, (case.run)(&cx)).await });
+    let result = match outcome {
+        Ok(Ok(())) => Ok(Completion::Completed),
+        Ok(Err(e)) => Err(format!("{e:#}\n[{}]", cx.describe()).into()),
+        Err(_) => Err(format!("case timed out after {CASE_TIMEOUT:?}\n[{}]", cx.describe()).into()),
+    };
+    drop(cx);
+    drop(runtime);
+    result
+}

@@ -1,0 +1,650 @@
+//! Targets: the things the suite can run against.
+//!
+//! A [`Target`] knows how to start a [`Deployment`] (one or more server
+//! processes serving the protocol) for given [`TargetOptions`]. Cases only
+//! talk to a deployment through its URLs, so adding a target means adding an
+//! implementation here, not copying cases. Which target runs is chosen by the
+//! `LONGHOUSE_TARGET` environment variable (see [`target_from_env`]).
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+/// The knobs a case may need to turn on the server under test. Deployments
+/// are shared between cases with equal options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TargetOptions {
+    /// `PRESENCE_TTL`: lease length in milliseconds.
+    pub ttl_ms: u64,
+    /// `KEEPALIVE_MS`: server keepalive period, 0 = off.
+    pub keepalive_ms: u64,
+    /// `MAX_MESSAGE_BYTES`: largest accepted message.
+    pub max_message_bytes: usize,
+}
+
+impl TargetOptions {
+    /// What most cases run with: a lease long enough never to run out during
+    /// a case, and keepalives frequent enough that every case also checks
+    /// that clients can ignore them.
+    pub const DEFAULT: TargetOptions = TargetOptions {
+        ttl_ms: 20_000,
+        keepalive_ms: 1_000,
+        max_message_bytes: 4096,
+    };
+
+    /// Short leases, for the cases about expiry.
+    pub const SHORT_LEASE: TargetOptions = TargetOptions {
+        ttl_ms: 1_500,
+        ..TargetOptions::DEFAULT
+    };
+
+    pub const fn with_ttl_ms(self, ttl_ms: u64) -> Self {
+        TargetOptions { ttl_ms, ..self }
+    }
+
+    pub const fn with_keepalive_ms(self, keepalive_ms: u64) -> Self {
+        TargetOptions {
+            keepalive_ms,
+            ..self
+        }
+    }
+
+    pub const fn with_max_message_bytes(self, max_message_bytes: usize) -> Self {
+        TargetOptions {
+            max_message_bytes,
+            ..self
+        }
+    }
+
+    pub fn ttl(&self) -> Duration {
+        Duration::from_millis(self.ttl_ms)
+    }
+
+    /// The options as the server's environment variables.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("PRESENCE_TTL".into(), self.ttl_ms.to_string()),
+            ("KEEPALIVE_MS".into(), self.keepalive_ms.to_string()),
+            (
+                "MAX_MESSAGE_BYTES".into(),
+                self.max_message_bytes.to_string(),
+            ),
+        ]
+    }
+}
+
+/// What a target can do beyond the wire protocol. Cases that need a
+/// capability the target lacks are reported as ignored, with the reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Capability {
+    /// Its server processes can be signalled (SIGTERM, SIGINT) and their
+    /// exit status observed.
+    Signals,
+    /// It sends `{"ping":true}` every `KEEPALIVE_MS`.
+    Keepalive,
+    /// A bad configuration value stops it at start with a message naming
+    /// the variable.
+    StartupConfig,
+    /// The roster lives in the server process (in-memory store): after a
+    /// restart, clients come back with their ids as ordinary joins.
+    MemoryStore,
+    /// Leases outlive a server process (Redis store): after a restart,
+    /// clients resume silently instead of joining again.
+    DurableStore,
+}
+
+/// A kind of Longhouse deployment the suite can run against.
+pub trait Target: Send + Sync {
+    /// The `LONGHOUSE_TARGET` name.
+    fn name(&self) -> &str;
+
+    fn capabilities(&self) -> &[Capability];
+
+    fn has(&self, capability: Capability) -> bool {
+        self.capabilities().contains(&capability)
+    }
+
+    /// Starts a deployment and returns once it serves (`GET /health` is
+    /// `200 ok`). `label` names its log files.
+    fn start(&self, options: TargetOptions, label: &str) -> Result<Deployment>;
+
+    /// Starts a server with `overrides` added to its environment and waits
+    /// (at most `timeout`) for it to exit on its own; returns its exit status
+    /// and everything it printed. Needs [`Capability::StartupConfig`].
+    fn start_expecting_exit(
+        &self,
+        options: TargetOptions,
+        overrides: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Result<(ExitStatus, String)> {
+        let _ = (options, overrides, timeout);
+        bail!("target {} cannot run a server to its exit", self.name())
+    }
+}
+
+/// The target named by `LONGHOUSE_TARGET` (default `native-memory`).
+pub fn target_from_env() -> Result<Arc<dyn Target>> {
+    let name = std::env::var("LONGHOUSE_TARGET").unwrap_or_else(|_| "native-memory".into());
+    match name.as_str() {
+        "native-memory" => Ok(Arc::new(NativeTarget::memory(native_bin()))),
+        "native-redis" | "native-redis-pair" | "worker" => bail!(
+            "LONGHOUSE_TARGET={name} is a planned target that this suite does not implement yet"
+        ),
+        other => bail!(
+            "unknown LONGHOUSE_TARGET={other:?}; known: native-memory \
+             (planned: native-redis, native-redis-pair, worker)"
+        ),
+    }
+}
+
+/// The workspace root (the parent of this package).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the e2e package lives inside the workspace")
+        .to_path_buf()
+}
+
+/// `LONGHOUSE_BIN`, default `<workspace>/target/debug/longhouse`.
+pub fn native_bin() -> PathBuf {
+    match std::env::var_os("LONGHOUSE_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => workspace_root().join("target/debug/longhouse"),
+    }
+}
+
+/// Where server logs go: `<workspace>/target/e2e-logs/`.
+pub fn log_dir() -> PathBuf {
+    workspace_root().join("target/e2e-logs")
+}
+
+/// A running deployment: one or more server instances behind which one
+/// protocol is served. Cases connect through [`Deployment::ws_base`], which
+/// hands out the instances in turn (two instances on one store get clients
+/// alternately).
+pub struct Deployment {
+    options: TargetOptions,
+    instances: Vec<Arc<ServerProcess>>,
+    /// Processes the deployment needs that are not Longhouse servers (a
+    /// Redis, say); stopped after the instances.
+    auxiliary: Vec<Arc<ServerProcess>>,
+    next: AtomicUsize,
+}
+
+impl Deployment {
+    pub fn new(
+        options: TargetOptions,
+        instances: Vec<Arc<ServerProcess>>,
+        auxiliary: Vec<Arc<ServerProcess>>,
+    ) -> Self {
+        assert!(!instances.is_empty(), "a deployment has an instance");
+        Deployment {
+            options,
+            instances,
+            auxiliary,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn options(&self) -> TargetOptions {
+        self.options
+    }
+
+    /// The lease length the deployment was started with.
+    pub fn ttl(&self) -> Duration {
+        self.options.ttl()
+    }
+
+    /// `ws://127.0.0.1:PORT` of the next instance in turn.
+    pub fn ws_base(&self) -> String {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.instances.len();
+        self.instances[i].ws_base()
+    }
+
+    /// `http://127.0.0.1:PORT` of the first instance.
+    pub fn http_base(&self) -> String {
+        self.instances[0].http_base()
+    }
+
+    /// The server processes serving the protocol.
+    pub fn instances(&self) -> &[Arc<ServerProcess>] {
+        &self.instances
+    }
+
+    /// Stops every process (instances first). Idempotent.
+    pub fn stop(&self) {
+        for p in self.instances.iter().chain(&self.auxiliary) {
+            p.kill();
+        }
+    }
+
+    /// Where to look when something went wrong.
+    pub fn describe(&self) -> String {
+        let logs: Vec<String> = self
+            .instances
+            .iter()
+            .chain(&self.auxiliary)
+            .map(|p| p.log_path.display().to_string())
+            .collect();
+        format!("{:?}, logs: {}", self.options, logs.join(", "))
+    }
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Processes
+// ---------------------------------------------------------------------------
+
+/// What to run; built into a `Command` on the spawner thread.
+struct SpawnSpec {
+    program: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    env_remove: Vec<String>,
+    log: PathBuf,
+}
+
+type SpawnRequest = (SpawnSpec, mpsc::Sender<io::Result<Child>>);
+
+/// Spawns on one long-lived thread. `PR_SET_PDEATHSIG` fires when the
+/// *thread* that forked the child ends, not the process; test threads come
+/// and go, so every child is forked from a thread that lives as long as the
+/// test process does.
+fn spawn(spec: SpawnSpec) -> io::Result<Child> {
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+    let sender = SPAWNER
+        .get_or_init(|| {
+            let (tx, rx) = mpsc::channel::<SpawnRequest>();
+            std::thread::Builder::new()
+                .name("e2e-spawner".into())
+                .spawn(move || {
+                    for (spec, reply) in rx {
+                        let _ = reply.send(spawn_here(spec));
+                    }
+                })
+                .expect("spawn the spawner thread");
+            Mutex::new(tx)
+        })
+        .lock()
+        .unwrap()
+        .clone();
+    let (tx, rx) = mpsc::channel();
+    sender
+        .send((spec, tx))
+        .map_err(|_| io::Error::other("spawner thread is gone"))?;
+    rx.recv()
+        .map_err(|_| io::Error::other("spawner thread is gone"))?
+}
+
+fn spawn_here(spec: SpawnSpec) -> io::Result<Child> {
+    if let Some(dir) = spec.log.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let log = File::create(&spec.log)?;
+    let mut cmd = Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    for name in &spec.env_remove {
+        cmd.env_remove(name);
+    }
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
+    }
+    // SAFETY: the closure runs between fork and exec and only makes
+    // async-signal-safe calls (prctl, getppid, _exit).
+    let parent = unsafe { libc::getpid() };
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The parent may have died before prctl took effect.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+/// A process the suite started. Killed when dropped.
+pub struct ServerProcess {
+    pub label: String,
+    pub port: u16,
+    pub log_path: PathBuf,
+    pid: i32,
+    child: Mutex<Child>,
+    status: Mutex<Option<ExitStatus>>,
+}
+
+impl ServerProcess {
+    pub fn ws_base(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    pub fn http_base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The exit status, if the process has ended (reaps it).
+    pub fn try_status(&self) -> Option<ExitStatus> {
+        let mut status = self.status.lock().unwrap();
+        if status.is_none() {
+            if let Ok(Some(s)) = self.child.lock().unwrap().try_wait() {
+                *status = Some(s);
+            }
+        }
+        *status
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGTERM`) to the process.
+    pub fn signal(&self, signal: i32) -> Result<()> {
+        if let Some(s) = self.try_status() {
+            bail!("{} already exited ({s})", self.label);
+        }
+        // SAFETY: plain syscall; the pid is our unreaped child, so it cannot
+        // have been recycled.
+        if unsafe { libc::kill(self.pid, signal) } != 0 {
+            return Err(io::Error::last_os_error()).context("kill");
+        }
+        Ok(())
+    }
+
+    /// Waits (polling) for the process to exit, at most `timeout`.
+    pub async fn wait_exit(&self, timeout: Duration) -> Result<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.try_status() {
+                return Ok(s);
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "{} did not exit within {timeout:?}; log {}",
+                    self.label,
+                    self.log_path.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn wait_exit_blocking(&self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.try_status() {
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGKILL and reap. Idempotent.
+    pub fn kill(&self) {
+        if self.try_status().is_some() {
+            return;
+        }
+        let mut child = self.child.lock().unwrap();
+        let _ = child.kill();
+        if let Ok(s) = child.wait() {
+            *self.status.lock().unwrap() = Some(s);
+        }
+    }
+
+    /// Everything the process printed so far.
+    pub fn log(&self) -> String {
+        fs::read(&self.log_path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    fn log_tail(&self) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A port nothing listens on right now (the kernel's choice).
+fn free_port() -> Result<u16> {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("bind a free port")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Ports handed out by this process, so that two instances starting at once
+/// never get the same one.
+fn fresh_port() -> Result<u16> {
+    static USED: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
+    let used = USED.get_or_init(Default::default);
+    for _ in 0..50 {
+        let port = free_port()?;
+        if used.lock().unwrap().insert(port) {
+            return Ok(port);
+        }
+    }
+    bail!("no fresh port")
+}
+
+fn log_path(label: &str, port: u16) -> PathBuf {
+    let safe: String = label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    log_dir().join(format!("{safe}-{port}.log"))
+}
+
+/// `GET /health` answered `200` with body `ok` (blocking, short timeouts).
+pub fn health_ok(port: u16) -> bool {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
+    let req =
+        format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut buf = Vec::new();
+    if s.read_to_end(&mut buf).is_err() {
+        return false;
+    }
+    matches!(crate::http::parse_response(&buf), Ok(r) if r.status == 200 && r.body == b"ok")
+}
+
+// ---------------------------------------------------------------------------
+// The native server
+// ---------------------------------------------------------------------------
+
+/// The native `longhouse` binary.
+pub struct NativeTarget {
+    name: String,
+    bin: PathBuf,
+    capabilities: Vec<Capability>,
+}
+
+impl NativeTarget {
+    /// `native-memory`: one instance, in-memory store.
+    pub fn memory(bin: PathBuf) -> Self {
+        NativeTarget {
+            name: "native-memory".into(),
+            bin,
+            capabilities: vec![
+                Capability::Signals,
+                Capability::Keepalive,
+                Capability::StartupConfig,
+                Capability::MemoryStore,
+            ],
+        }
+    }
+
+    fn check_bin(&self) -> Result<()> {
+        if !self.bin.is_file() {
+            bail!(
+                "server binary {} not found: build it with `cargo build -p longhouse-native` \
+                 or point LONGHOUSE_BIN at it",
+                self.bin.display()
+            );
+        }
+        Ok(())
+    }
+
+    fn spec(&self, port: u16, env: Vec<(String, String)>, label: &str) -> SpawnSpec {
+        let mut all = vec![
+            ("HOST".to_string(), "127.0.0.1".to_string()),
+            ("PORT".to_string(), port.to_string()),
+            ("RUST_LOG".to_string(), "info".to_string()),
+        ];
+        all.extend(env);
+        SpawnSpec {
+            program: self.bin.clone(),
+            args: vec![],
+            env: all,
+            // The in-memory store: whatever the caller's shell has set.
+            env_remove: vec!["REDIS_URL".into(), "REDISCLOUD_URL".into()],
+            log: log_path(label, port),
+        }
+    }
+
+    /// Starts one server and waits until it is healthy.
+    fn start_instance(&self, options: TargetOptions, label: &str) -> Result<Arc<ServerProcess>> {
+        self.check_bin()?;
+        let mut last_error = anyhow!("not started");
+        // A port can be taken between our probe and the server's bind: retry.
+        for _attempt in 0..3 {
+            let port = fresh_port()?;
+            let spec = self.spec(port, options.env(), label);
+            let log_path = spec.log.clone();
+            let child = spawn(spec).with_context(|| format!("spawn {}", self.bin.display()))?;
+            let process = Arc::new(ServerProcess {
+                label: format!("{}[{label}]:{port}", self.name),
+                port,
+                log_path,
+                pid: child.id() as i32,
+                child: Mutex::new(child),
+                status: Mutex::new(None),
+            });
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if let Some(status) = process.try_status() {
+                    last_error = anyhow!(
+                        "{} exited at start ({status}); log {}:\n{}",
+                        process.label,
+                        process.log_path.display(),
+                        process.log_tail()
+                    );
+                    break;
+                }
+                if health_ok(port) {
+                    return Ok(process);
+                }
+                if Instant::now() >= deadline {
+                    process.kill();
+                    bail!(
+                        "{} did not answer GET /health with 200 ok within 20 s; log {}:\n{}",
+                        process.label,
+                        process.log_path.display(),
+                        process.log_tail()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+        }
+        Err(last_error)
+    }
+}
+
+impl Target for NativeTarget {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn capabilities(&self) -> &[Capability] {
+        &self.capabilities
+    }
+
+    fn start(&self, options: TargetOptions, label: &str) -> Result<Deployment> {
+        let instance = self.start_instance(options, label)?;
+        Ok(Deployment::new(options, vec![instance], vec![]))
+    }
+
+    fn start_expecting_exit(
+        &self,
+        options: TargetOptions,
+        overrides: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Result<(ExitStatus, String)> {
+        self.check_bin()?;
+        let port = fresh_port()?;
+        let mut env = options.env();
+        env.extend(
+            overrides
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        let label = format!("expect-exit-{}", overrides.first().map_or("", |(k, _)| k));
+        let spec = self.spec(port, env, &label);
+        let log_path = spec.log.clone();
+        let child = spawn(spec)?;
+        let process = ServerProcess {
+            label: format!("{}[{label}]:{port}", self.name),
+            port,
+            log_path,
+            pid: child.id() as i32,
+            child: Mutex::new(child),
+            status: Mutex::new(None),
+        };
+        match process.wait_exit_blocking(timeout) {
+            Some(status) => Ok((status, process.log())),
+            None => {
+                let serving = health_ok(port);
+                process.kill();
+                bail!(
+                    "server with {overrides:?} still running after {timeout:?} \
+                     (serving /health: {serving}); log:\n{}",
+                    process.log_tail()
+                )
+            }
+        }
+    }
+}
+
+/// `"exit status: 1"` / `"signal 9"`, for messages.
+pub fn describe_status(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => status.to_string(),
+    }
+}
