@@ -19,6 +19,9 @@ struct Conn {
     id: ClientId,
     /// Welcomed: receives events from now on.
     joined: bool,
+    /// The sequence number at which the store took this socket's join, once
+    /// known: a snapshot at or after it settles the socket's fate.
+    confirmed_at: Option<u64>,
 }
 
 /// One space's sockets on this process. It applies roster events in
@@ -51,7 +54,25 @@ impl Hub {
     /// Registers a socket that is joining as `id`; it is welcomed when the
     /// roster event that gives it the lease is applied.
     pub fn open(&mut self, conn: ConnId, id: ClientId) {
-        self.conns.insert(conn, Conn { id, joined: false });
+        self.conns.insert(
+            conn,
+            Conn {
+                id,
+                joined: false,
+                confirmed_at: None,
+            },
+        );
+    }
+
+    /// Records that the store took a joining socket's join at sequence
+    /// `seq`. Until then a resync leaves the socket waiting (its join may
+    /// still be on its way); from then on a snapshot that does not give it
+    /// the lease closes it (4000 if the lease is gone, 4001 if another
+    /// socket holds it) instead of leaving it waiting for ever.
+    pub fn confirm(&mut self, conn: ConnId, seq: u64) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.confirmed_at = Some(seq);
+        }
     }
 
     /// Refuses a joining socket: the error, then close 1008.
@@ -94,6 +115,10 @@ impl Hub {
         seq: u64,
         out: &mut Vec<Output>,
     ) {
+        if seq < self.applied {
+            // Older than what this hub already applied: nothing to learn.
+            return;
+        }
         let truth: HashMap<ClientId, (ClientInfo, ConnId)> = snapshot
             .into_iter()
             .map(|(c, holder)| (c.id.clone(), (c, holder)))
@@ -102,7 +127,8 @@ impl Hub {
         let gone: Vec<ClientInfo> = self
             .view
             .values()
-            .filter(|c| !truth.contains_key(&c.id))
+            // Gone, or replaced by another lease under the same id.
+            .filter(|c| truth.get(&c.id).is_none_or(|(t, _)| t != *c))
             .cloned()
             .collect();
         for client in gone {
@@ -129,22 +155,28 @@ impl Hub {
 
         // Sockets of ours that lost their lease to another connection, and
         // joining sockets whose lease is now in the roster.
-        let mut replaced = Vec::new();
+        let mut closed = Vec::new();
         let mut welcomed = Vec::new();
         for (&conn, c) in &self.conns {
+            let settled = c.joined || c.confirmed_at.is_some_and(|at| at <= seq);
             match truth.get(&c.id) {
-                Some((_, holder)) if *holder == conn && !c.joined => welcomed.push(conn),
-                Some((_, holder)) if *holder != conn && c.joined => replaced.push(conn),
-                None if c.joined => replaced.push(conn),
+                Some((_, holder)) if *holder == conn => {
+                    if !c.joined {
+                        welcomed.push(conn);
+                    }
+                }
+                Some(_) if settled => closed.push((conn, CloseCode::Replaced)),
+                None if settled => closed.push((conn, CloseCode::LeaseExpired)),
                 _ => {}
             }
         }
-        for conn in replaced {
-            self.conns.remove(&conn);
-            out.push(Output::Close {
-                conn,
-                code: CloseCode::Replaced,
-            });
+        closed.sort_by_key(|(conn, _)| *conn);
+        for (conn, code) in closed {
+            let c = self.conns.remove(&conn).expect("listed above");
+            if code == CloseCode::LeaseExpired && c.joined {
+                send(conn, ServerMessage::Expired.encode(), out);
+            }
+            out.push(Output::Close { conn, code });
         }
         welcomed.sort();
         for conn in welcomed {
@@ -266,7 +298,7 @@ impl Hub {
                     // Only after a resync that missed the join.
                     self.broadcast(&id, &ServerMessage::RemoteJoin(client), out);
                 }
-                if self.conns.get(&replaced).is_some_and(|c| c.id == id) {
+                if replaced != holder && self.conns.get(&replaced).is_some_and(|c| c.id == id) {
                     self.conns.remove(&replaced);
                     out.push(Output::Close {
                         conn: replaced,
