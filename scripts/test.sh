@@ -29,6 +29,17 @@ cargo build -p longhouse-native --locked
 step "end-to-end: native, in-memory store"
 LONGHOUSE_TARGET=native-memory cargo test -p longhouse-e2e --locked
 
+# Each Redis deployment starts its own redis-server (installed by setup.sh)
+# on a free loopback port without persistence, and stops it afterwards.
+step "end-to-end: native, Redis store, one instance"
+LONGHOUSE_TARGET=native-redis cargo test -p longhouse-e2e --locked
+
+step "end-to-end: native, Redis store, two instances on one Redis"
+LONGHOUSE_TARGET=native-redis-pair cargo test -p longhouse-e2e --locked
+
+step "end-to-end: native, Redis Cluster (three masters), two instances"
+LONGHOUSE_TARGET=native-redis-cluster cargo test -p longhouse-e2e --locked
+
 step "build the edge worker"
 scripts/build-worker.sh
 

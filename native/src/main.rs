@@ -21,7 +21,7 @@ use crate::app::AppState;
 use crate::config::Config;
 use crate::connection::Settings;
 use crate::ids::ConnIds;
-use crate::store::{MemoryStore, Store};
+use crate::store::{MemoryStore, RedisStore, Store};
 
 /// How long shutdown waits for sockets to flush their 1012 close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -57,10 +57,17 @@ async fn run(config: Config) -> std::io::Result<()> {
         ttl_ms: config.ttl_ms,
         max_message_bytes: config.max_message_bytes,
     };
-    if config.redis_url.is_some() {
-        warn!("REDIS_URL is set but this build keeps presence in memory");
-    }
-    let store = Store::Memory(MemoryStore::start(space_config));
+    let (store, store_name) = match &config.redis_url {
+        Some(url) => match RedisStore::start(space_config, url) {
+            Ok(r) => (Store::Redis(r), "redis"),
+            Err(e) => {
+                return Err(std::io::Error::other(format!(
+                    "REDIS_URL / REDISCLOUD_URL: {e}"
+                )))
+            }
+        },
+        None => (Store::Memory(MemoryStore::start(space_config)), "memory"),
+    };
     let sockets = TaskTracker::new();
     let state = AppState {
         settings: Settings {
@@ -78,7 +85,7 @@ async fn run(config: Config) -> std::io::Result<()> {
         ttl_ms = config.ttl_ms,
         keepalive_ms = config.keepalive_ms,
         max_message_bytes = config.max_message_bytes,
-        store = "memory",
+        store = store_name,
         "listening"
     );
     let shutdown_store = store.clone();

@@ -13,6 +13,7 @@ mod config;
 mod connect;
 mod errors;
 mod events;
+mod faults;
 mod http;
 mod keepalive;
 mod leases;
@@ -212,6 +213,28 @@ fn cases() -> Vec<Case> {
             Uses::Own,
             [Signals, MemoryStore]
         ),
+        // Faults of a Redis-backed deployment (issue 3)
+        case!(
+            faults::redis_restarted_empty_under_connected_clients,
+            Uses::Own,
+            [Redis]
+        ),
+        case!(
+            faults::sigkill_instance_leaves_reach_the_other_within_ttl,
+            Uses::Own,
+            [DurableStore, ManyInstances, Signals]
+        ),
+        case!(
+            faults::sigterm_instance_clients_resume_on_the_other,
+            Uses::Own,
+            [DurableStore, ManyInstances, Signals]
+        ),
+        case!(
+            faults::subscription_killed_while_events_flow,
+            Uses::Own,
+            [Redis]
+        ),
+        case!(faults::join_is_one_evalsha, Uses::Own, [Redis]),
         // 9. Configuration
         case!(
             config::unparsable_value_stops_server_naming_the_variable,

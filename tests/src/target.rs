@@ -101,6 +101,11 @@ pub enum Capability {
     /// Leases outlive a server process (Redis store): after a restart,
     /// clients resume silently instead of joining again.
     DurableStore,
+    /// The deployment runs its own Redis, which cases may restart or poke
+    /// with `redis-cli` ([`Deployment::redis`]).
+    Redis,
+    /// The deployment has at least two instances sharing one store.
+    ManyInstances,
 }
 
 /// A kind of Longhouse deployment the suite can run against.
@@ -137,12 +142,15 @@ pub fn target_from_env() -> Result<Arc<dyn Target>> {
     let name = std::env::var("LONGHOUSE_TARGET").unwrap_or_else(|_| "native-memory".into());
     match name.as_str() {
         "native-memory" => Ok(Arc::new(NativeTarget::memory(native_bin()))),
-        "native-redis" | "native-redis-pair" | "worker" => bail!(
+        "native-redis" => Ok(Arc::new(NativeTarget::redis(native_bin(), 1))),
+        "native-redis-pair" => Ok(Arc::new(NativeTarget::redis(native_bin(), 2))),
+        "native-redis-cluster" => Ok(Arc::new(NativeTarget::redis_cluster(native_bin()))),
+        "worker" => bail!(
             "LONGHOUSE_TARGET={name} is a planned target that this suite does not implement yet"
         ),
         other => bail!(
-            "unknown LONGHOUSE_TARGET={other:?}; known: native-memory \
-             (planned: native-redis, native-redis-pair, worker)"
+            "unknown LONGHOUSE_TARGET={other:?}; known: native-memory, native-redis, \
+             native-redis-pair, native-redis-cluster (planned: worker)"
         ),
     }
 }
@@ -178,6 +186,9 @@ pub struct Deployment {
     /// Processes the deployment needs that are not Longhouse servers (a
     /// Redis, say); stopped after the instances.
     auxiliary: Vec<Arc<ServerProcess>>,
+    /// The deployment's own Redis, if it has one; replaced by
+    /// [`Deployment::restart_redis`].
+    redis: Mutex<Option<Arc<ServerProcess>>>,
     next: AtomicUsize,
 }
 
@@ -192,8 +203,47 @@ impl Deployment {
             options,
             instances,
             auxiliary,
+            redis: Mutex::new(None),
             next: AtomicUsize::new(0),
         }
+    }
+
+    /// A deployment whose instances share `redis` (stopped after them).
+    pub fn with_redis(
+        options: TargetOptions,
+        instances: Vec<Arc<ServerProcess>>,
+        redis: Arc<ServerProcess>,
+    ) -> Self {
+        let d = Deployment::new(options, instances, vec![]);
+        *d.redis.lock().unwrap() = Some(redis);
+        d
+    }
+
+    /// The deployment's Redis, if it has one.
+    pub fn redis(&self) -> Option<Arc<ServerProcess>> {
+        self.redis.lock().unwrap().clone()
+    }
+
+    /// SIGKILLs the deployment's Redis (nothing is persisted, so it comes
+    /// back empty with [`Deployment::start_redis_again`]).
+    pub fn kill_redis(&self) -> Result<()> {
+        let redis = self.redis().context("this deployment has no Redis")?;
+        redis.kill();
+        Ok(())
+    }
+
+    /// Starts a fresh, empty Redis on the port of the killed one.
+    pub fn start_redis_again(&self) -> Result<Arc<ServerProcess>> {
+        let old = self.redis().context("this deployment has no Redis")?;
+        let label = old.label.clone();
+        let fresh = start_redis_on(old.port, &format!("{label}-again"))?;
+        *self.redis.lock().unwrap() = Some(fresh.clone());
+        Ok(fresh)
+    }
+
+    /// `ws://127.0.0.1:PORT` of instance `i`.
+    pub fn ws_base_of(&self, i: usize) -> String {
+        self.instances[i].ws_base()
     }
 
     pub fn options(&self) -> TargetOptions {
@@ -226,6 +276,9 @@ impl Deployment {
         for p in self.instances.iter().chain(&self.auxiliary) {
             p.kill();
         }
+        if let Some(redis) = self.redis() {
+            redis.kill();
+        }
     }
 
     /// Where to look when something went wrong.
@@ -234,6 +287,7 @@ impl Deployment {
             .instances
             .iter()
             .chain(&self.auxiliary)
+            .chain(self.redis().as_ref())
             .map(|p| p.log_path.display().to_string())
             .collect();
         format!("{:?}, logs: {}", self.options, logs.join(", "))
@@ -492,6 +546,10 @@ pub struct NativeTarget {
     name: String,
     bin: PathBuf,
     capabilities: Vec<Capability>,
+    /// With a Redis store: how many instances share it. `None`: in memory.
+    redis_instances: Option<usize>,
+    /// The Redis is a three-master Redis Cluster.
+    cluster: bool,
 }
 
 impl NativeTarget {
@@ -506,6 +564,53 @@ impl NativeTarget {
                 Capability::StartupConfig,
                 Capability::MemoryStore,
             ],
+            redis_instances: None,
+            cluster: false,
+        }
+    }
+
+    /// `native-redis-cluster`: two instances on a Redis Cluster of three
+    /// masters on loopback ports, started (and stopped) per deployment.
+    pub fn redis_cluster(bin: PathBuf) -> Self {
+        NativeTarget {
+            name: "native-redis-cluster".into(),
+            bin,
+            capabilities: vec![
+                Capability::Signals,
+                Capability::Keepalive,
+                Capability::StartupConfig,
+                Capability::DurableStore,
+                Capability::ManyInstances,
+            ],
+            redis_instances: Some(2),
+            cluster: true,
+        }
+    }
+
+    /// `native-redis` (one instance) or `native-redis-pair` (two): each
+    /// deployment starts its own `redis-server` on a free loopback port,
+    /// without persistence, and its instances share it.
+    pub fn redis(bin: PathBuf, instances: usize) -> Self {
+        let mut capabilities = vec![
+            Capability::Signals,
+            Capability::Keepalive,
+            Capability::StartupConfig,
+            Capability::DurableStore,
+            Capability::Redis,
+        ];
+        if instances > 1 {
+            capabilities.push(Capability::ManyInstances);
+        }
+        NativeTarget {
+            name: if instances > 1 {
+                "native-redis-pair".into()
+            } else {
+                "native-redis".into()
+            },
+            bin,
+            capabilities,
+            redis_instances: Some(instances),
+            cluster: false,
         }
     }
 
@@ -538,13 +643,20 @@ impl NativeTarget {
     }
 
     /// Starts one server and waits until it is healthy.
-    fn start_instance(&self, options: TargetOptions, label: &str) -> Result<Arc<ServerProcess>> {
+    fn start_instance(
+        &self,
+        options: TargetOptions,
+        label: &str,
+        extra_env: &[(String, String)],
+    ) -> Result<Arc<ServerProcess>> {
         self.check_bin()?;
         let mut last_error = anyhow!("not started");
         // A port can be taken between our probe and the server's bind: retry.
         for _attempt in 0..3 {
             let port = fresh_port()?;
-            let spec = self.spec(port, options.env(), label);
+            let mut env = options.env();
+            env.extend(extra_env.iter().cloned());
+            let spec = self.spec(port, env, label);
             let log_path = spec.log.clone();
             let child = spawn(spec).with_context(|| format!("spawn {}", self.bin.display()))?;
             let process = Arc::new(ServerProcess {
@@ -595,8 +707,38 @@ impl Target for NativeTarget {
     }
 
     fn start(&self, options: TargetOptions, label: &str) -> Result<Deployment> {
-        let instance = self.start_instance(options, label)?;
-        Ok(Deployment::new(options, vec![instance], vec![]))
+        let Some(count) = self.redis_instances else {
+            let instance = self.start_instance(options, label, &[])?;
+            return Ok(Deployment::new(options, vec![instance], vec![]));
+        };
+        if self.cluster {
+            let nodes = start_redis_cluster(&format!("{label}-cluster"))?;
+            let env = vec![(
+                "REDIS_URL".to_string(),
+                format!("redis://127.0.0.1:{}", nodes[0].port),
+            )];
+            let mut instances = Vec::new();
+            for i in 0..count {
+                instances.push(self.start_instance(options, &format!("{label}-{i}"), &env)?);
+            }
+            return Ok(Deployment::new(options, instances, nodes));
+        }
+        let redis = start_redis(&format!("{label}-redis"))?;
+        let env = vec![(
+            "REDIS_URL".to_string(),
+            format!("redis://127.0.0.1:{}", redis.port),
+        )];
+        let mut instances = Vec::new();
+        for i in 0..count {
+            match self.start_instance(options, &format!("{label}-{i}"), &env) {
+                Ok(p) => instances.push(p),
+                Err(e) => {
+                    redis.kill();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Deployment::with_redis(options, instances, redis))
     }
 
     fn start_expecting_exit(
@@ -614,7 +756,13 @@ impl Target for NativeTarget {
                 .map(|(k, v)| (k.to_string(), v.to_string())),
         );
         let label = format!("expect-exit-{}", overrides.first().map_or("", |(k, _)| k));
-        let spec = self.spec(port, env, &label);
+        let mut spec = self.spec(port, env, &label);
+        if self.redis_instances.is_some() {
+            // Nothing listens there: the server must stop on the bad value
+            // before it ever needs Redis.
+            spec.env
+                .push(("REDIS_URL".into(), "redis://127.0.0.1:9".into()));
+        }
         let log_path = spec.log.clone();
         let child = spawn(spec)?;
         let process = ServerProcess {
@@ -638,6 +786,202 @@ impl Target for NativeTarget {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Redis
+// ---------------------------------------------------------------------------
+
+/// Starts `redis-server` on a free loopback port with no persistence and
+/// waits until it answers `PING`.
+pub fn start_redis(label: &str) -> Result<Arc<ServerProcess>> {
+    let mut last = anyhow!("not started");
+    for _attempt in 0..3 {
+        match start_redis_on(fresh_port()?, label) {
+            Ok(p) => return Ok(p),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Starts `redis-server` on `port` (retrying for a while if the port is
+/// still held by a process that is going away).
+pub fn start_redis_on(port: u16, label: &str) -> Result<Arc<ServerProcess>> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let spec = SpawnSpec {
+            program: PathBuf::from("redis-server"),
+            args: vec![
+                "--port".into(),
+                port.to_string(),
+                "--bind".into(),
+                "127.0.0.1".into(),
+                "--save".into(),
+                String::new(),
+                "--appendonly".into(),
+                "no".into(),
+            ],
+            env: vec![],
+            env_remove: vec![],
+            log: log_path(label, port),
+        };
+        let log_path = spec.log.clone();
+        let child = spawn(spec)
+            .context("spawn redis-server (scripts/setup.sh installs it from Debian's packages)")?;
+        let process = Arc::new(ServerProcess {
+            label: format!("redis[{label}]:{port}"),
+            port,
+            log_path,
+            pid: child.id() as i32,
+            child: Mutex::new(child),
+            status: Mutex::new(None),
+        });
+        loop {
+            if redis_ping(port) {
+                return Ok(process);
+            }
+            if process.try_status().is_some() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                process.kill();
+                bail!("{} did not answer PING within 10 s", process.label);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "{} exited at start; log {}:\n{}",
+                process.label,
+                process.log_path.display(),
+                process.log_tail()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Starts three Redis Cluster masters on free loopback ports (no
+/// persistence, node files under the log directory) and joins them with
+/// `redis-cli --cluster create`; returns once the cluster state is ok.
+pub fn start_redis_cluster(label: &str) -> Result<Vec<Arc<ServerProcess>>> {
+    let mut nodes: Vec<Arc<ServerProcess>> = Vec::new();
+    for i in 0..3 {
+        let port = fresh_port()?;
+        let conf = log_dir().join(format!("{label}-nodes-{port}.conf"));
+        let _ = fs::remove_file(&conf);
+        let spec = SpawnSpec {
+            program: PathBuf::from("redis-server"),
+            args: vec![
+                "--port".into(),
+                port.to_string(),
+                "--bind".into(),
+                "127.0.0.1".into(),
+                "--save".into(),
+                String::new(),
+                "--appendonly".into(),
+                "no".into(),
+                "--cluster-enabled".into(),
+                "yes".into(),
+                "--cluster-config-file".into(),
+                conf.display().to_string(),
+            ],
+            env: vec![],
+            env_remove: vec![],
+            log: log_path(&format!("{label}-node{i}"), port),
+        };
+        let log_path = spec.log.clone();
+        let child = spawn(spec).context("spawn redis-server")?;
+        nodes.push(Arc::new(ServerProcess {
+            label: format!("redis-cluster[{label}]:{port}"),
+            port,
+            log_path,
+            pid: child.id() as i32,
+            child: Mutex::new(child),
+            status: Mutex::new(None),
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for n in &nodes {
+        while !redis_ping(n.port) {
+            if Instant::now() >= deadline || n.try_status().is_some() {
+                bail!("{} did not start; log {}", n.label, n.log_path.display());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
+    args.extend(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)));
+    args.extend([
+        "--cluster-replicas".into(),
+        "0".into(),
+        "--cluster-yes".into(),
+    ]);
+    let out = Command::new("redis-cli")
+        .args(&args)
+        .stdin(Stdio::null())
+        .output()
+        .context("run redis-cli --cluster create")?;
+    ensure_ok(out.status.success(), || {
+        format!(
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    for n in &nodes {
+        loop {
+            let info = redis_cli(n.port, &["CLUSTER", "INFO"]).unwrap_or_default();
+            if info.contains("cluster_state:ok") {
+                break;
+            }
+            if Instant::now() >= deadline {
+                bail!("{} never reached cluster_state:ok: {info}", n.label);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    Ok(nodes)
+}
+
+fn ensure_ok(ok: bool, message: impl FnOnce() -> String) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(anyhow!(message()))
+    }
+}
+
+/// Redis on `port` answers `PING` with `+PONG`.
+pub fn redis_ping(port: u16) -> bool {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+    if s.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 7];
+    s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
+
+/// Runs `redis-cli -p PORT ARGS…` and returns what it printed.
+pub fn redis_cli(port: u16, args: &[&str]) -> Result<String> {
+    let out = Command::new("redis-cli")
+        .arg("-p")
+        .arg(port.to_string())
+        .args(args)
+        .output()
+        .context("run redis-cli")?;
+    if !out.status.success() {
+        bail!(
+            "redis-cli {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// `"exit status: 1"` / `"signal 9"`, for messages.

@@ -14,6 +14,7 @@ mod inbound;
 mod join;
 mod output;
 mod roster;
+pub mod shared_store;
 mod space;
 mod time;
 mod wire;

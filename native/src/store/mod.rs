@@ -1,8 +1,10 @@
 //! Where presence lives: the small interface the connection code talks to,
-//! implemented in memory (and, with `REDIS_URL`, in Redis).
+//! implemented in memory and, with `REDIS_URL`, in Redis.
 
 mod memory;
+mod redis;
 
+pub use self::redis::RedisStore;
 pub use memory::MemoryStore;
 
 use std::sync::Arc;
@@ -16,6 +18,8 @@ use crate::outbox::Outbox;
 pub enum Store {
     /// Presence in this process only.
     Memory(Arc<MemoryStore>),
+    /// Presence in Redis, shared by every instance that uses it.
+    Redis(Arc<RedisStore>),
 }
 
 impl Store {
@@ -24,6 +28,7 @@ impl Store {
     pub async fn join(&self, conn: ConnId, request: &JoinRequest, outbox: Outbox) {
         match self {
             Store::Memory(m) => m.join(conn, request, outbox),
+            Store::Redis(r) => r.join(conn, request, outbox).await,
         }
     }
 
@@ -31,6 +36,7 @@ impl Store {
     pub async fn frame(&self, space: &SpaceName, conn: ConnId, frame: Frame<'_>) {
         match self {
             Store::Memory(m) => m.frame(space, conn, frame),
+            Store::Redis(r) => r.frame(space, conn, frame).await,
         }
     }
 
@@ -38,6 +44,7 @@ impl Store {
     pub async fn closed(&self, space: &SpaceName, conn: ConnId, how: Disconnect) {
         match self {
             Store::Memory(m) => m.closed(space, conn, how),
+            Store::Redis(r) => r.closed(space, conn, how).await,
         }
     }
 
@@ -45,6 +52,7 @@ impl Store {
     pub async fn shutdown(&self) {
         match self {
             Store::Memory(m) => m.shutdown(),
+            Store::Redis(r) => r.shutdown(),
         }
     }
 
@@ -52,6 +60,7 @@ impl Store {
     pub async fn health(&self) -> Result<(), String> {
         match self {
             Store::Memory(_) => Ok(()),
+            Store::Redis(r) => r.health(),
         }
     }
 }

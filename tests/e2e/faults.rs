@@ -1,0 +1,320 @@
+//! Faults of a Redis-backed deployment (issue 3): Redis restarted empty,
+//! an instance SIGKILLed or SIGTERMed, the subscription connection killed.
+//! Each case prints its timings (`cargo test … -- --nocapture` shows them).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use longhouse_e2e::target::redis_cli;
+use longhouse_e2e::{http, unique, Client, Ctx, Deployment, Member, TargetOptions, View};
+
+use crate::support::{check_expiry_timing, expect_all_silent, expiry_wait};
+
+/// How long a case waits for an instance to notice Redis went or came back.
+const NOTICE: Duration = Duration::from_secs(10);
+
+/// Polls `GET /health` of every instance until each answers `want`;
+/// returns when the last one did, and the body of the last answer.
+async fn wait_health(d: &Deployment, want: u16) -> Result<(Instant, String)> {
+    let deadline = Instant::now() + NOTICE;
+    let mut body = String::new();
+    for p in d.instances() {
+        loop {
+            if let Ok(r) = http::get(&p.http_base(), "/health").await {
+                if r.status == want {
+                    body = r.body_text();
+                    break;
+                }
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "{} never answered /health with {want}",
+                p.label
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    Ok((Instant::now(), body))
+}
+
+fn ms(d: Duration) -> u128 {
+    d.as_millis()
+}
+
+/// Redis is killed and comes back empty under connected clients: health
+/// says 503 with a reason meanwhile, joins are refused with an error and
+/// 1011, connected clients stay connected, nobody sees a leave, and after
+/// recovery the old clients are still present, can ping, and joins work.
+pub async fn redis_restarted_empty_under_connected_clients(cx: &Ctx) -> Result<()> {
+    let d = cx.start_own(TargetOptions::DEFAULT).await?;
+    let space = cx.space();
+    let mut a = Client::join(&d.ws_base(), &space, "alice", None).await?;
+    let mut b = Client::join(&d.ws_base(), &space, "bob", None).await?;
+    a.expect_join(&b.member()).await?;
+
+    let killed = Instant::now();
+    d.kill_redis()?;
+    let (down_seen, reason) = wait_health(&d, 503).await?;
+    ensure!(!reason.trim().is_empty(), "503 without a reason");
+    let mut refused = Client::connect(&d.ws_base(), &space, Some("carol"), None).await?;
+    refused.expect_error("").await?;
+    refused.expect_close(1011).await?;
+
+    let restarted = Instant::now();
+    let redis = tokio::task::spawn_blocking({
+        let d = d.clone();
+        move || d.start_redis_again()
+    })
+    .await??;
+    let (up_seen, _) = wait_health(&d, 200).await?;
+    // Nobody connected appears to have left, or joined again.
+    expect_all_silent(&mut [&mut a, &mut b]).await?;
+    let keys = redis_cli(redis.port, &["KEYS", "lh:*"])?;
+    ensure!(
+        keys.contains(":leases"),
+        "the leases were not re-asserted in the new Redis: {keys:?}"
+    );
+    a.ping().await?;
+    b.ping().await?;
+    let newcomer = Client::join(&d.ws_base(), &space, &unique("late"), None).await?;
+    ensure!(
+        newcomer.roster.contains(&a.member()) && newcomer.roster.contains(&b.member()),
+        "after recovery the roster lost someone: {:?}",
+        newcomer.roster
+    );
+    a.expect_join(&newcomer.member()).await?;
+    b.expect_join(&newcomer.member()).await?;
+    println!(
+        "[faults] redis restart: 503 seen {} ms after the kill ({reason:?}); \
+         200 again {} ms after the empty restart; no leave seen",
+        ms(down_seen - killed),
+        ms(up_seen - restarted)
+    );
+    Ok(())
+}
+
+/// An instance is SIGKILLed: its clients' leases run out, and the other
+/// instance's clients get the leaves within TTL + 1 s.
+pub async fn sigkill_instance_leaves_reach_the_other_within_ttl(cx: &Ctx) -> Result<()> {
+    let d = cx.start_own(TargetOptions::SHORT_LEASE).await?;
+    let ttl = d.ttl();
+    let space = cx.space();
+    let mut a = Client::join(&d.ws_base_of(0), &space, "alice", None).await?;
+    let b_start = Instant::now();
+    let b = Client::join(&d.ws_base_of(1), &space, "bob", None).await?;
+    let b_joined = Instant::now();
+    a.expect_join(&b.member()).await?;
+    let victim = d.instances()[1].clone();
+    victim.signal(libc::SIGKILL)?;
+    let killed = Instant::now();
+    // Keep alice alive past bob's expiry.
+    let mut leave_at = None;
+    let deadline = Instant::now() + expiry_wait(ttl);
+    while leave_at.is_none() {
+        a.ping().await?;
+        match a.expect_leave_within(&b.member(), ttl / 3).await {
+            Ok(at) => leave_at = Some(at),
+            Err(_) if Instant::now() < deadline => {}
+            Err(e) => return Err(e.context("bob's leave never reached alice")),
+        }
+    }
+    let leave_at = leave_at.expect("set");
+    check_expiry_timing("bob (instance SIGKILLed)", leave_at, b_start, b_joined, ttl)?;
+    println!(
+        "[faults] SIGKILL: leave reached the other instance {} ms after the kill, \
+         {} ms after bob's lease ran out (TTL {} ms)",
+        ms(leave_at - killed),
+        ms(leave_at.saturating_duration_since(b_joined + ttl)),
+        ms(ttl)
+    );
+    a.expect_silence().await
+}
+
+/// An instance is SIGTERMed: its sockets close with 1012, the leases stay,
+/// its clients resume on the other instance with their ids and joinedAt,
+/// and nobody sees a leave (or a join).
+pub async fn sigterm_instance_clients_resume_on_the_other(cx: &Ctx) -> Result<()> {
+    let d = cx.start_own(TargetOptions::DEFAULT).await?;
+    let space = cx.space();
+    let mut a = Client::join(&d.ws_base_of(0), &space, "alice", None).await?;
+    let mut b = Client::join(&d.ws_base_of(1), &space, "bob", None).await?;
+    let mut c = Client::join(&d.ws_base_of(1), &space, "carol", None).await?;
+    a.expect_join(&b.member()).await?;
+    a.expect_join(&c.member()).await?;
+    b.expect_join(&c.member()).await?;
+    let stopping = d.instances()[1].clone();
+    let sent = Instant::now();
+    stopping.signal(libc::SIGTERM)?;
+    b.expect_close(1012).await?;
+    c.expect_close(1012).await?;
+    let closed = Instant::now();
+    let b2 = Client::join(&d.ws_base_of(0), &space, "bob", Some(&b.id)).await?;
+    let c2 = Client::join(&d.ws_base_of(0), &space, "carol", Some(&c.id)).await?;
+    let resumed = Instant::now();
+    for (old, new) in [(&b, &b2), (&c, &c2)] {
+        ensure!(
+            new.member() == old.member(),
+            "{} resumed as {} instead of {}",
+            old.label,
+            new.member(),
+            old.member()
+        );
+    }
+    let mut b2 = b2;
+    let mut c2 = c2;
+    expect_all_silent(&mut [&mut a, &mut b2, &mut c2]).await?;
+    println!(
+        "[faults] SIGTERM: 1012 closes {} ms after the signal; both clients resumed on \
+         the other instance {} ms later with the same ids and joinedAt; no event seen",
+        ms(closed - sent),
+        ms(resumed - closed)
+    );
+    Ok(())
+}
+
+/// Reads events until `view` equals `truth` (or fails on a doubled event).
+async fn converge(c: &mut Client, view: &mut View, truth: &View) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while view != truth {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (v, _) = c.recv_json_timed(left).await.with_context(|| {
+            format!(
+                "{}: view never converged: has {:?}, truth {:?}",
+                c.label,
+                view.members(),
+                truth.members()
+            )
+        })?;
+        let kind = v
+            .get("event")
+            .and_then(|e| e.as_str())
+            .ok_or_else(|| anyhow!("{}: not an event: {v}", c.label))?
+            .to_string();
+        let member = Member::from_json(v.get("client").ok_or_else(|| anyhow!("no client: {v}"))?)?;
+        view.apply(&kind, &member)
+            .with_context(|| format!("{}'s view", c.label))?;
+    }
+    c.expect_silence().await
+}
+
+/// The subscription connections are killed from Redis (`CLIENT KILL TYPE
+/// pubsub`) while joins and leaves flow: every observer's view still
+/// converges to the true roster, with nothing doubled.
+pub async fn subscription_killed_while_events_flow(cx: &Ctx) -> Result<()> {
+    let d = cx.start_own(TargetOptions::DEFAULT).await?;
+    let redis = d.redis().context("no redis")?;
+    let space = cx.space();
+    let mut observers = Vec::new();
+    for i in 0..d.instances().len() * 2 {
+        let o = Client::join(&d.ws_base(), &space, &format!("observer{i}"), None).await?;
+        let view = View::from_roster(&o.roster)?;
+        observers.push((o, view));
+    }
+    let mut kills = 0;
+    let mut stayers = Vec::new();
+    let started = Instant::now();
+    for round in 0..30 {
+        let mut c = Client::join(&d.ws_base(), &space, &format!("churn{round}"), None).await?;
+        if round % 3 == 0 {
+            stayers.push(c);
+        } else {
+            c.close().await?;
+        }
+        if round % 10 == 5 {
+            let out = redis_cli(redis.port, &["CLIENT", "KILL", "TYPE", "pubsub"])?;
+            let n: u32 = out.trim().parse().unwrap_or(0);
+            ensure!(n >= 1, "CLIENT KILL TYPE pubsub killed nothing: {out:?}");
+            kills += n;
+        }
+    }
+    let churned = Instant::now();
+    let truth_client = Client::join(&d.ws_base(), &space, "truth", None).await?;
+    let truth = View::from_roster(&truth_client.roster)?;
+    // Observers will also see `truth` join.
+    ensure!(
+        truth.len() == observers.len() + stayers.len() + 1,
+        "true roster has {} members, expected {}",
+        truth.len(),
+        observers.len() + stayers.len() + 1
+    );
+    for (o, view) in observers.iter_mut() {
+        if !truth.contains(&o.id) {
+            bail!("observer {} missing from the true roster", o.id);
+        }
+        converge(o, view, &truth).await?;
+    }
+    println!(
+        "[faults] CLIENT KILL TYPE pubsub: {kills} subscription connections killed during \
+         30 joins ({} ms); {} observers converged {} ms after the churn, nothing doubled",
+        ms(churned - started),
+        observers.len(),
+        ms(churned.elapsed())
+    );
+    Ok(())
+}
+
+/// Commands the scripts run inside Redis (commandstats counts them too).
+const SCRIPT_INTERNAL: &[&str] = &[
+    "hget",
+    "hset",
+    "hdel",
+    "hvals",
+    "zadd",
+    "zrem",
+    "zrange",
+    "zrangebyscore",
+    "zscore",
+    "incr",
+    "get",
+    "set",
+    "pexpire",
+    "spublish",
+    "publish",
+];
+
+/// A join into a space the instance already serves costs one round trip:
+/// exactly one EVALSHA, and no other command comes from a client (what
+/// commandstats adds besides are the script's own calls inside Redis).
+pub async fn join_is_one_evalsha(cx: &Ctx) -> Result<()> {
+    let d = cx
+        .start_own(TargetOptions::DEFAULT.with_keepalive_ms(0))
+        .await?;
+    let redis = d.redis().context("no redis")?;
+    let space = cx.space();
+    let base = d.ws_base_of(0);
+    let mut a = Client::join(&base, &space, "alice", None).await?;
+    let stats = |text: &str| -> Result<(u64, u64)> {
+        let mut total = 0;
+        let mut evalsha = 0;
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("cmdstat_") else {
+                continue;
+            };
+            let (name, fields) = rest.split_once(':').context("cmdstat line")?;
+            let calls: u64 = fields
+                .split(',')
+                .find_map(|f| f.strip_prefix("calls="))
+                .context("calls=")?
+                .parse()?;
+            if name == "info" || SCRIPT_INTERNAL.contains(&name) {
+                continue;
+            }
+            total += calls;
+            if name == "evalsha" {
+                evalsha += calls;
+            }
+        }
+        Ok((total, evalsha))
+    };
+    let before = stats(&redis_cli(redis.port, &["INFO", "commandstats"])?)?;
+    let b = Client::join(&base, &space, "bob", None).await?;
+    a.expect_join(&b.member()).await?;
+    let after = stats(&redis_cli(redis.port, &["INFO", "commandstats"])?)?;
+    let (total, evalsha) = (after.0 - before.0, after.1 - before.1);
+    println!("[faults] one join: {evalsha} EVALSHA, {total} client commands in all");
+    ensure!(
+        evalsha == 1 && total == 1,
+        "a join took {evalsha} EVALSHA and {total} commands in all"
+    );
+    Ok(())
+}
