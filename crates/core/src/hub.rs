@@ -160,11 +160,8 @@ impl Hub {
         for (&conn, c) in &self.conns {
             let settled = c.joined || c.confirmed_at.is_some_and(|at| at <= seq);
             match truth.get(&c.id) {
-                Some((_, holder)) if *holder == conn => {
-                    if !c.joined {
-                        welcomed.push(conn);
-                    }
-                }
+                Some((_, holder)) if *holder == conn && !c.joined => welcomed.push(conn),
+                Some((_, holder)) if *holder == conn => {}
                 Some(_) if settled => closed.push((conn, CloseCode::Replaced)),
                 None if settled => closed.push((conn, CloseCode::LeaseExpired)),
                 _ => {}
