@@ -64,6 +64,20 @@ impl Hub {
         );
     }
 
+    /// Registers a socket that was welcomed before this hub existed: a
+    /// Durable Object rebuilt after hibernation finds its sockets still
+    /// open, and they must go on receiving events without a second welcome.
+    pub fn reattach(&mut self, conn: ConnId, id: ClientId) {
+        self.conns.insert(
+            conn,
+            Conn {
+                id,
+                joined: true,
+                confirmed_at: None,
+            },
+        );
+    }
+
     /// Records that the store took a joining socket's join at sequence
     /// `seq`. Until then a resync leaves the socket waiting (its join may
     /// still be on its way); from then on a snapshot that does not give it

@@ -173,7 +173,9 @@ impl Roster {
         match self.leases.get(id) {
             Some(lease) if lease.holder == holder && lease.is_alive(now) => {
                 let mut lease = self.remove(id).expect("present");
-                lease.expires_at = now.plus(ttl_ms);
+                // Never shortens: a ping reported late (the edge learns of
+                // auto-answered pings afterwards) cannot undo a later one.
+                lease.expires_at = lease.expires_at.max(now.plus(ttl_ms));
                 self.insert(lease);
                 true
             }

@@ -91,6 +91,25 @@ impl Space {
         step
     }
 
+    /// A socket of a rebuilt space (see [`Hub::reattach`]).
+    pub fn reattach(&mut self, conn: ConnId, id: ClientId) {
+        self.hub.reattach(conn, id);
+    }
+
+    /// A ping that the target answered without waking the space (the edge's
+    /// auto-response) renews the lease as of when it was answered. It does
+    /// not sweep first: a lease alive at `at` is renewed even if the space
+    /// only learns of the ping after the lease would have run out.
+    pub fn renew_at(&mut self, conn: ConnId, at: UnixMillis) -> Step {
+        let mut step = Step::default();
+        if let Some(id) = self.hub.client_of(conn).cloned() {
+            if self.roster.renew(&id, conn, at, self.config.ttl_ms) {
+                step.renewed.push(id);
+            }
+        }
+        step
+    }
+
     /// A socket sent a frame.
     pub fn frame(&mut self, conn: ConnId, frame: Frame<'_>, now: UnixMillis) -> Step {
         let mut step = self.swept(now);

@@ -1469,3 +1469,62 @@ fn spaces_are_independent() {
     assert_eq!(two.take(c2), vec![welcome("c", &[info("c", "carol", T0)])]);
     assert_eq!(one.take(b1), Vec::<String>::new());
 }
+
+/// A Durable Object woken from hibernation rebuilds its space from storage
+/// and reattaches the sockets that are still open: they go on receiving
+/// events, with no second welcome, and their closes still end their leases.
+#[test]
+fn reattached_sockets_keep_receiving_events_without_a_second_welcome() {
+    let mut h = Harness::with(1000, MAX);
+    let a = h.join("a", Some("a"));
+    let b = h.join("b", Some("b"));
+    let stored: Vec<_> = h.space.roster().leases().cloned().collect();
+    let seq = h.space.roster().seq();
+
+    let config = h.space.config();
+    let mut space = Space::restore(config, Roster::restore(stored, seq));
+    space.reattach(a, ClientId::parse("a").unwrap());
+    space.reattach(b, ClientId::parse("b").unwrap());
+    let mut h2 = Harness::around(space);
+    h2.next_conn = 100;
+    h2.now = h.now + 10;
+    let c = h2.join("c", Some("c"));
+    let c_info = info("c", "c", h2.now);
+    assert_eq!(h2.take(a), vec![remote_join(&c_info)]);
+    assert_eq!(h2.take(b), vec![remote_join(&c_info)]);
+    h2.take(c);
+    h2.close(a, Disconnect::Clean);
+    assert_eq!(h2.last_kinds(), vec!["leave"]);
+    assert_eq!(h2.take(b).len(), 1);
+    assert_eq!(h2.take(c).len(), 1);
+}
+
+/// The edge answers exact pings without waking the space and reports them
+/// later: a renewal as of the answer's time extends a lease that was alive
+/// then, and a late report never shortens a later renewal.
+#[test]
+fn renew_at_counts_from_when_the_ping_was_answered() {
+    let mut h = Harness::with(1000, MAX);
+    let a = h.join("a", Some("a"));
+    let b = h.join("b", Some("b"));
+    // Answered at T0 + 900, learnt of at T0 + 1500 (after the lease would
+    // have run out): the lease now runs to T0 + 1900.
+    let step = h.space.renew_at(a, UnixMillis(T0 + 900));
+    assert_eq!(step.renewed, vec![ClientId::parse("a").unwrap()]);
+    h.tick_at(T0 + 1500);
+    assert_eq!(h.last_kinds(), vec!["expire"], "only b expires");
+    assert_eq!(h.closed_with(b), Some(4000));
+    assert_eq!(h.lease("a").unwrap().expires_at, UnixMillis(T0 + 1900));
+    // A stale report does not shorten it.
+    let step = h.space.renew_at(a, UnixMillis(T0 + 100));
+    assert_eq!(step.renewed, vec![ClientId::parse("a").unwrap()]);
+    assert_eq!(h.lease("a").unwrap().expires_at, UnixMillis(T0 + 1900));
+    // A ping answered after the lease ran out renews nothing.
+    h.tick_at(T0 + 1900);
+    assert_eq!(h.closed_with(a), Some(4000));
+    assert!(h
+        .space
+        .renew_at(a, UnixMillis(T0 + 1950))
+        .renewed
+        .is_empty());
+}
