@@ -23,22 +23,61 @@ cargo clippy -p longhouse-worker --target wasm32-unknown-unknown --locked -- -D 
 step "unit and property tests"
 cargo test --workspace --locked --exclude longhouse-e2e
 
+# A short run of each fuzz target (nightly, its own target dir so the
+# build is reused); scripts/fuzz.sh SECONDS runs longer.
+step "fuzz: join parser, token verifier, message decoder (20 s each)"
+scripts/fuzz.sh 20
+
 step "build the native server"
 cargo build -p longhouse-native --locked
 
+# The native binary embeds clients/js/dist/index.js (the demo page loads it),
+# so the build is committed: a fresh tsc build must equal it.
+step "client library (clients/js): npm ci, tsc build equals the committed dist"
+(cd clients/js && npm ci --no-audit --no-fund --silent)
+js_build=$(mktemp -d)
+(cd clients/js && npx --no-install tsc -p tsconfig.json --outDir "$js_build")
+if ! diff -r "$js_build" clients/js/dist; then
+  rm -rf "$js_build"
+  echo "clients/js/dist is stale: run (cd clients/js && npm run build) and commit it" >&2
+  exit 1
+fi
+rm -rf "$js_build"
+
+step "client library against real native servers (node --test)"
+(cd clients/js && node --experimental-websocket --test test/client.test.mjs)
+
+step "demo page in headless Chromium (screenshot: test-artifacts/demo.png)"
+(cd clients/js && node --test test/browser.test.mjs)
+
 step "end-to-end: native, in-memory store"
-LONGHOUSE_TARGET=native-memory cargo test -p longhouse-e2e --locked
+LONGHOUSE_TARGET=native-memory cargo test -p longhouse-e2e --locked -- --skip hostile::
+
+# A few hundred connections through the load generator: fails on any lost
+# or doubled event (exit status). Figures live in BENCHMARKS.md, not here.
+step "load generator smoke run (native, in-memory store)"
+cargo build -p longhouse-loadgen --locked
+bench/smoke.sh
 
 # Each Redis deployment starts its own redis-server (installed by setup.sh)
 # on a free loopback port without persistence, and stops it afterwards.
 step "end-to-end: native, Redis store, one instance"
-LONGHOUSE_TARGET=native-redis cargo test -p longhouse-e2e --locked
+LONGHOUSE_TARGET=native-redis cargo test -p longhouse-e2e --locked -- --skip hostile::
 
 step "end-to-end: native, Redis store, two instances on one Redis"
-LONGHOUSE_TARGET=native-redis-pair cargo test -p longhouse-e2e --locked
+LONGHOUSE_TARGET=native-redis-pair cargo test -p longhouse-e2e --locked -- --skip hostile::
 
 step "end-to-end: native, Redis Cluster (three masters), two instances"
-LONGHOUSE_TARGET=native-redis-cluster cargo test -p longhouse-e2e --locked
+LONGHOUSE_TARGET=native-redis-cluster cargo test -p longhouse-e2e --locked -- --skip hostile::
+
+# The hostile-client suite runs alone (it loads the machine on purpose, and
+# measures the server's memory), once per native target; it prints the
+# server's RSS before and after and the observer's lost events, also kept in
+# target/e2e-logs/hostile-report-<target>.txt.
+for target in native-memory native-redis native-redis-pair native-redis-cluster; do
+  step "hostile clients: $target"
+  LONGHOUSE_TARGET=$target cargo test -p longhouse-e2e --locked -- hostile::
+done
 
 step "build the edge worker"
 scripts/build-worker.sh

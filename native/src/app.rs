@@ -34,8 +34,33 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response {
     let path = request.uri().path().to_owned();
     let query = request.uri().query().map(str::to_owned);
     if !is_websocket_upgrade(&request) {
+        let (method, uri, headers) = (request.method(), request.uri(), request.headers());
+        if let Some(response) = crate::web::plain(&state, method, uri, headers).await {
+            return response;
+        }
         return plain(&state, &path).await;
     }
+    // Issue 5: the origin and the connection limit are checked before any
+    // WebSocket exists.
+    let limits = &state.settings.limits;
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok());
+    if !longhouse_core::origin_allowed(&limits.origins, origin) {
+        tracing::warn!(path = %path, origin = ?origin, "upgrade refused: origin not allowed");
+        return (StatusCode::FORBIDDEN, "Origin not allowed\n").into_response();
+    }
+    let permit = match &limits.connections {
+        Some(slots) => match slots.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                tracing::warn!(path = %path, "upgrade refused: MAX_CONNECTIONS reached");
+                return (StatusCode::SERVICE_UNAVAILABLE, "Too many connections\n").into_response();
+            }
+        },
+        None => None,
+    };
     let (mut parts, _body) = request.into_parts();
     let upgrade =
         match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
@@ -59,6 +84,7 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response {
         .on_upgrade(move |socket| async move {
             connection::serve(socket, state.settings.clone(), conn, path, query).await;
             drop(token);
+            drop(permit);
         })
 }
 

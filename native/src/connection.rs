@@ -6,10 +6,12 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use longhouse_core::{
-    refuse_join, CloseCode, ConnId, Disconnect, Frame, JoinRequest, Output, KEEPALIVE_TEXT,
+    refuse_join, Auth, CloseCode, ConnId, Disconnect, Frame, JoinRequest, Output, TokenBucket,
+    KEEPALIVE_TEXT,
 };
 use tracing::{debug, warn};
 
+use crate::clock::now;
 use crate::outbox::{outbox, Inbox, Outbound};
 use crate::store::Store;
 
@@ -30,6 +32,53 @@ pub struct Settings {
     pub store: Store,
     /// Keepalive period, `None` for off.
     pub keepalive: Option<Duration>,
+    /// Abuse limits (issue 5).
+    pub limits: std::sync::Arc<Limits>,
+}
+
+/// The per-connection limits and the join policy, from the configuration.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Join tokens (`AUTH_SECRET`, `AUTH_SECRET_PREVIOUS`).
+    pub auth: Auth,
+    /// Messages per second, sustained (`MESSAGE_RATE`, 0: no limit).
+    pub message_rate: u32,
+    /// Messages at once (`MESSAGE_BURST`).
+    pub message_burst: u32,
+    /// Messages queued for one socket (`MAX_QUEUED_MESSAGES`).
+    pub max_queued: usize,
+    /// Page origins allowed to upgrade (`ALLOWED_ORIGINS`); empty: any.
+    pub origins: Vec<String>,
+    /// One permit per open WebSocket (`MAX_CONNECTIONS`); `None`: no limit.
+    pub connections: Option<std::sync::Arc<tokio::sync::Semaphore>>,
+}
+
+impl Limits {
+    /// The limits `config` sets.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Limits {
+            auth: config.auth(),
+            message_rate: config.message_rate,
+            message_burst: config.message_burst,
+            max_queued: config.max_queued_messages,
+            origins: config.origins(),
+            connections: (config.max_connections > 0)
+                .then(|| std::sync::Arc::new(tokio::sync::Semaphore::new(config.max_connections))),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            auth: Auth::off(),
+            message_rate: 10,
+            message_burst: 20,
+            max_queued: 1024,
+            origins: Vec::new(),
+            connections: None,
+        }
+    }
 }
 
 /// Serves one upgraded socket to its end.
@@ -40,24 +89,27 @@ pub async fn serve(
     path: String,
     query: Option<String>,
 ) {
-    let request = match JoinRequest::parse(&path, query.as_deref()) {
-        Ok(r) => r,
-        Err(error) => {
-            warn!(conn = %conn, path = %path, error = %error, "join refused");
-            let (tx, rx) = outbox();
-            for output in refuse_join(conn, &error) {
-                let _ = tx.send(match output {
-                    Output::Send { text, .. } => Outbound::Text(text),
-                    Output::Close { code, .. } => Outbound::Close(code),
-                });
+    let _open = crate::metrics::OpenConnection::open();
+    // The query is never logged: it may carry a token.
+    let request =
+        match JoinRequest::parse_with(&path, query.as_deref(), &settings.limits.auth, now()) {
+            Ok(r) => r,
+            Err(error) => {
+                warn!(conn = %conn, path = %path, error = %error, "join refused");
+                let (tx, rx) = outbox(4);
+                for output in refuse_join(conn, &error) {
+                    let _ = tx.send(match output {
+                        Output::Send { text, .. } => Outbound::Text(text),
+                        Output::Close { code, .. } => Outbound::Close(code),
+                    });
+                }
+                drop(tx);
+                let (mut sink, mut stream) = socket.split();
+                drain(&mut sink, &mut stream, rx).await;
+                return;
             }
-            drop(tx);
-            let (mut sink, mut stream) = socket.split();
-            drain(&mut sink, &mut stream, rx).await;
-            return;
-        }
-    };
-    let (tx, rx) = outbox();
+        };
+    let (tx, rx) = outbox(settings.limits.max_queued);
     settings.store.join(conn, &request, tx).await;
     let how = pump(socket, rx, &settings, &request, conn).await;
     if let Some(how) = how {
@@ -85,12 +137,37 @@ async fn pump(
         t
     });
     let space = &request.space;
+    let started = tokio::time::Instant::now();
+    let elapsed_ms = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let mut bucket = TokenBucket::new(
+        settings.limits.message_rate,
+        settings.limits.message_burst,
+        0,
+    );
+    let overflow = inbox.overflow();
     loop {
         tokio::select! {
+            // A client that stopped reading: its queue overflowed. Dropped
+            // without a close frame, as a lost connection (lease kept).
+            () = overflow.wait() => {
+                warn!(space = space.as_str(), conn = %conn, "send queue full: connection dropped as lost");
+                return Some(Disconnect::Lost);
+            }
             out = inbox.recv() => match out {
                 Some(Outbound::Text(text)) => {
-                    if sink.send(Message::Text(text.as_ref().into())).await.is_err() {
-                        return Some(Disconnect::Lost);
+                    crate::metrics::sent(&text);
+                    // A write blocked by a client that does not read must
+                    // not outlive the overflow that gives up on it.
+                    tokio::select! {
+                        sent = sink.send(Message::Text(text.as_ref().into())) => {
+                            if sent.is_err() {
+                                return Some(Disconnect::Lost);
+                            }
+                        }
+                        () = overflow.wait() => {
+                            warn!(space = space.as_str(), conn = %conn, "send queue full: connection dropped as lost");
+                            return Some(Disconnect::Lost);
+                        }
                     }
                 }
                 Some(Outbound::Close(code)) => {
@@ -100,6 +177,17 @@ async fn pump(
                 None => return Some(Disconnect::Lost),
             },
             message = stream.next() => {
+                // Every frame from the client costs a token, control
+                // frames included (the library answers pings itself).
+                if matches!(message, Some(Ok(ref m)) if !matches!(m, Message::Close(_)))
+                    && !bucket.take(elapsed_ms())
+                {
+                    settings.store.frame(space, conn, Frame::RateLimited).await;
+                    continue;
+                }
+                if matches!(message, Some(Ok(Message::Text(_) | Message::Binary(_)))) {
+                    crate::metrics::received();
+                }
                 let frame = match message {
                     Some(Ok(Message::Text(text))) => {
                         settings.store.frame(space, conn, Frame::Text(text.as_bytes())).await;
@@ -121,6 +209,7 @@ async fn pump(
                             while let Some(out) = inbox.recv().await {
                                 match out {
                                     Outbound::Text(text) => {
+                                        crate::metrics::sent(&text);
                                         let _ = sink.send(Message::Text(text.as_ref().into())).await;
                                     }
                                     Outbound::Close(code) => {
@@ -172,6 +261,7 @@ async fn drain(sink: &mut Sink, stream: &mut Stream, mut inbox: Inbox) {
     while let Some(out) = inbox.recv().await {
         match out {
             Outbound::Text(text) => {
+                crate::metrics::sent(&text);
                 if sink
                     .send(Message::Text(text.as_ref().into()))
                     .await
@@ -201,6 +291,7 @@ async fn close(sink: &mut Sink, stream: &mut Stream, code: CloseCode) {
 }
 
 fn close_frame(code: CloseCode) -> CloseFrame {
+    crate::metrics::server_close(code.code());
     CloseFrame {
         code: code.code(),
         reason: code.reason().into(),

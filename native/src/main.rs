@@ -4,9 +4,14 @@ mod app;
 mod clock;
 mod config;
 mod connection;
+mod demo;
 mod ids;
+mod listener;
+mod logs;
+mod metrics;
 mod outbox;
 mod store;
+mod web;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -19,7 +24,7 @@ use tracing::{error, info, warn};
 
 use crate::app::AppState;
 use crate::config::Config;
-use crate::connection::Settings;
+use crate::connection::{Limits, Settings};
 use crate::ids::ConnIds;
 use crate::store::{MemoryStore, RedisStore, Store};
 
@@ -27,12 +32,8 @@ use crate::store::{MemoryStore, RedisStore, Store};
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    logs::init();
+    metrics::install();
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -57,8 +58,8 @@ async fn run(config: Config) -> std::io::Result<()> {
         ttl_ms: config.ttl_ms,
         max_message_bytes: config.max_message_bytes,
     };
-    let (store, store_name) = match &config.redis_url {
-        Some(url) => match RedisStore::start(space_config, url) {
+    let (store, store_name) = match config.redis() {
+        Some(url) => match RedisStore::start(space_config, config.max_clients(), url) {
             Ok(r) => (Store::Redis(r), "redis"),
             Err(e) => {
                 return Err(std::io::Error::other(format!(
@@ -66,7 +67,10 @@ async fn run(config: Config) -> std::io::Result<()> {
                 )))
             }
         },
-        None => (Store::Memory(MemoryStore::start(space_config)), "memory"),
+        None => (
+            Store::Memory(MemoryStore::start(space_config, config.max_clients())),
+            "memory",
+        ),
     };
     let sockets = TaskTracker::new();
     let state = AppState {
@@ -74,6 +78,7 @@ async fn run(config: Config) -> std::io::Result<()> {
             store: store.clone(),
             keepalive: (config.keepalive_ms > 0)
                 .then(|| Duration::from_millis(config.keepalive_ms)),
+            limits: Arc::new(Limits::from_config(&config)),
         },
         max_message_bytes: config.max_message_bytes,
         conn_ids: Arc::new(ConnIds::new()),
@@ -89,6 +94,8 @@ async fn run(config: Config) -> std::io::Result<()> {
         "listening"
     );
     let shutdown_store = store.clone();
+    let listener =
+        listener::Guarded::new(listener, Duration::from_millis(config.handshake_timeout_ms));
     axum::serve(listener, app::router(state))
         .with_graceful_shutdown(async move {
             let signal = stop_signal().await;

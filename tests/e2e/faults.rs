@@ -256,6 +256,7 @@ pub async fn subscription_killed_while_events_flow(cx: &Ctx) -> Result<()> {
 /// Commands the scripts run inside Redis (commandstats counts them too).
 const SCRIPT_INTERNAL: &[&str] = &[
     "hget",
+    "hlen",
     "hset",
     "hdel",
     "hvals",

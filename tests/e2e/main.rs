@@ -14,12 +14,15 @@ mod connect;
 mod errors;
 mod events;
 mod faults;
+mod hostile;
 mod http;
 mod keepalive;
 mod leases;
+mod ops;
 mod resume;
 mod shutdown;
 mod support;
+mod trust;
 mod welcome;
 
 use std::future::Future;
@@ -110,6 +113,28 @@ fn cases() -> Vec<Case> {
         case!(http::plain_get_health_is_200_ok, DEFAULT),
         case!(http::websocket_upgrade_to_health_is_a_space, DEFAULT),
         case!(http::other_plain_get_is_404_or_426, DEFAULT),
+        // Issue 7: the demo page and operating the native server
+        case!(
+            ops::demo_page_and_client_script_are_served,
+            DEFAULT,
+            [DemoPage]
+        ),
+        case!(
+            ops::roster_as_json_lists_who_is_present,
+            DEFAULT,
+            [NativeOps]
+        ),
+        case!(ops::roster_request_checks_the_space, DEFAULT, [NativeOps]),
+        case!(
+            ops::metrics_count_presence_messages_and_errors,
+            Uses::Own,
+            [NativeOps]
+        ),
+        case!(
+            ops::log_format_json_writes_json_lines,
+            Uses::Own,
+            [NativeOps]
+        ),
         // 2. The welcome
         case!(welcome::first_message_is_the_roster_including_self, DEFAULT),
         case!(welcome::fresh_id_is_lowercase_uuid_v4, DEFAULT),
@@ -235,6 +260,56 @@ fn cases() -> Vec<Case> {
             [Redis]
         ),
         case!(faults::join_is_one_evalsha, Uses::Own, [Redis]),
+        // Issue 5: trust and abuse
+        case!(trust::token_sub_is_the_identity, Uses::Shared(trust::AUTH)),
+        case!(
+            trust::refused_tokens_are_unauthorized_1008_and_never_logged,
+            Uses::Shared(trust::AUTH)
+        ),
+        case!(
+            trust::previous_secret_and_30s_skew,
+            Uses::Shared(trust::AUTH)
+        ),
+        case!(
+            trust::spaces_claim_admits_exact_names_and_prefixes,
+            Uses::Shared(trust::AUTH)
+        ),
+        case!(
+            trust::resume_only_by_the_token_subject,
+            Uses::Shared(trust::AUTH)
+        ),
+        case!(
+            trust::full_space_is_1013_and_nobody_inside_is_disturbed,
+            Uses::Shared(trust::FULL)
+        ),
+        case!(
+            trust::message_flood_is_rate_limited_1008,
+            Uses::Shared(trust::RATE)
+        ),
+        case!(
+            trust::unlisted_origin_is_403_before_upgrade,
+            Uses::Shared(trust::ORIGINS)
+        ),
+        case!(
+            trust::max_connections_beyond_is_503,
+            Uses::Shared(trust::MAX_CONNECTIONS),
+            [NativeLimits]
+        ),
+        case!(
+            trust::handshake_not_completed_is_dropped,
+            Uses::Shared(trust::HANDSHAKE),
+            [NativeLimits]
+        ),
+        case!(
+            trust::client_that_stops_reading_is_dropped_as_lost,
+            Uses::Shared(trust::SMALL_QUEUE),
+            [NativeLimits]
+        ),
+        case!(
+            hostile::server_survives_hostile_clients_and_observer_loses_nothing,
+            Uses::Own,
+            [NativeLimits]
+        ),
         // 9. Configuration
         case!(
             config::unparsable_value_stops_server_naming_the_variable,

@@ -111,6 +111,9 @@ pub fn ping_of_len(len: usize) -> String {
 /// renews the observer's own lease, so that it outlives the subject's
 /// expiry by more than the protocol's one-second bound.
 pub async fn outlive_subject(observer: &mut Client, ttl: Duration) -> Result<()> {
+    // Renew first: however long the set-up took, the observer's own lease
+    // then outlasts the quiet period.
+    observer.ping().await?;
     observer.expect_silence_for(ttl * 9 / 10).await?;
     observer.ping().await?;
     Ok(())

@@ -239,9 +239,22 @@ impl Client {
 
     /// Opens a WebSocket to a URL given as is (for cases about encoding).
     pub async fn connect_url(url: &str) -> Result<Client> {
+        Client::connect_with_headers(url, &[]).await
+    }
+
+    /// Opens a WebSocket to `url` with extra request headers (`Origin`).
+    pub async fn connect_with_headers(url: &str, headers: &[(&str, &str)]) -> Result<Client> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = url.into_client_request()?;
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())?,
+                value.parse()?,
+            );
+        }
         let connect_started = Instant::now();
         let (ws, _response) =
-            tokio::time::timeout(RECV_TIMEOUT, tokio_tungstenite::connect_async(url))
+            tokio::time::timeout(RECV_TIMEOUT, tokio_tungstenite::connect_async(request))
                 .await
                 .with_context(|| format!("WebSocket handshake with {url} timed out"))?
                 .with_context(|| format!("WebSocket handshake with {url}"))?;
@@ -692,4 +705,50 @@ pub fn parse_joined_at(s: &str) -> Result<i64> {
     let t = chrono::DateTime::parse_from_rfc3339(s)
         .with_context(|| format!("joinedAt {s:?} is not RFC 3339"))?;
     Ok(t.timestamp_millis())
+}
+
+/// The HTTP status a WebSocket upgrade to `url` with `headers` gets: 101
+/// when it succeeds (the socket is then dropped), else the refusal's status.
+pub async fn upgrade_status(url: &str, headers: &[(&str, &str)]) -> Result<u16> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let mut request = url.into_client_request()?;
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())?,
+            value.parse()?,
+        );
+    }
+    let attempt = tokio::time::timeout(RECV_TIMEOUT, tokio_tungstenite::connect_async(request))
+        .await
+        .with_context(|| format!("upgrade to {url} timed out"))?;
+    match attempt {
+        Ok((_ws, response)) => Ok(response.status().as_u16()),
+        Err(WsError::Http(response)) => Ok(response.status().as_u16()),
+        Err(e) => Err(anyhow!("upgrade to {url}: {e}")),
+    }
+}
+
+/// An HS256 join token for `claims_json`, signed with `secret`: what an
+/// application backend mints (written here independently of the server's
+/// verifier).
+pub fn mint_token(claims_json: &str, secret: &str) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use hmac::Mac;
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(claims_json);
+    let signed = format!("{header}.{payload}");
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key");
+    mac.update(signed.as_bytes());
+    let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!("{signed}.{sig}")
+}
+
+/// Seconds since the epoch, for token claims.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

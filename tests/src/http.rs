@@ -29,17 +29,42 @@ impl Response {
 
 /// `GET {base}{path}` where base is `http://127.0.0.1:PORT`.
 pub async fn get(base: &str, path: &str) -> Result<Response> {
+    get_with_headers(base, path, &[]).await
+}
+
+/// `GET {base}{path}` with extra request headers (`Accept`, say).
+pub async fn get_with_headers(
+    base: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<Response> {
     let authority = base
         .strip_prefix("http://")
         .ok_or_else(|| anyhow!("not an http:// base: {base}"))?;
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: longhouse-e2e\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: longhouse-e2e\r\n{extra}Connection: close\r\n\r\n"
     );
     let exchange = async {
         let mut stream = TcpStream::connect(authority).await?;
         stream.write_all(request.as_bytes()).await?;
+        // Stop once the response is complete: workerd keeps a connection
+        // open for seconds after answering, `Connection: close` or not.
         let mut buf = Vec::new();
-        stream.read_to_end(&mut buf).await?;
+        let mut chunk = [0u8; 4096];
+        loop {
+            if is_complete(&buf) {
+                break;
+            }
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
         anyhow::Ok(buf)
     };
     let buf = tokio::time::timeout(Duration::from_secs(5), exchange)
@@ -47,6 +72,19 @@ pub async fn get(base: &str, path: &str) -> Result<Response> {
         .with_context(|| format!("GET {base}{path} timed out"))?
         .with_context(|| format!("GET {base}{path}"))?;
     parse_response(&buf).with_context(|| format!("GET {base}{path}"))
+}
+
+/// A response whose length is known (content-length or chunked) and that
+/// has arrived whole; one without either ends at the connection's close.
+fn is_complete(buf: &[u8]) -> bool {
+    match parse_response(buf) {
+        Ok(r) => {
+            r.header("content-length").is_some()
+                || r.header("transfer-encoding")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+        }
+        Err(_) => false,
+    }
 }
 
 /// Parses a complete response read until the connection closed.

@@ -16,10 +16,11 @@ pub mod client;
 pub mod http;
 pub mod suite;
 pub mod target;
+pub mod worker_target;
 
 pub use client::{Client, Member, View};
 pub use suite::{Ctx, Suite};
-pub use target::{Capability, Deployment, ServerProcess, Target, TargetOptions};
+pub use target::{Capability, Deployment, ServerLimits, ServerProcess, Target, TargetOptions};
 
 use std::time::Duration;
 

@@ -47,10 +47,14 @@ impl Suite {
             .or_default()
             .clone();
         slot.get_or_init(|| {
-            let label = format!(
+            let mut label = format!(
                 "shared-ttl{}-ka{}-max{}",
                 options.ttl_ms, options.keepalive_ms, options.max_message_bytes
             );
+            if options.limits != crate::target::ServerLimits::NONE {
+                let knobs: Vec<String> = options.limits.env().into_iter().map(|(k, _)| k).collect();
+                label.push_str(&format!("-{}", knobs.join("-").to_lowercase()));
+            }
             self.target
                 .start(options, &label)
                 .map(Arc::new)

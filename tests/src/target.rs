@@ -30,6 +30,76 @@ pub struct TargetOptions {
     pub keepalive_ms: u64,
     /// `MAX_MESSAGE_BYTES`: largest accepted message.
     pub max_message_bytes: usize,
+    /// The trust-and-abuse knobs (issue 5); unset ones keep the server's
+    /// defaults.
+    pub limits: ServerLimits,
+}
+
+/// Issue 5's knobs, each `None` unless a case needs it (Copy and Hash, so
+/// deployments stay shared between cases with equal options).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ServerLimits {
+    /// `AUTH_SECRET`.
+    pub auth_secret: Option<&'static str>,
+    /// `AUTH_SECRET_PREVIOUS`.
+    pub auth_secret_previous: Option<&'static str>,
+    /// `MAX_CLIENTS_PER_SPACE`.
+    pub max_clients_per_space: Option<u32>,
+    /// `MESSAGE_RATE` and `MESSAGE_BURST`.
+    pub message_rate: Option<(u32, u32)>,
+    /// `ALLOWED_ORIGINS`.
+    pub allowed_origins: Option<&'static str>,
+    /// `MAX_CONNECTIONS` (native).
+    pub max_connections: Option<u32>,
+    /// `HANDSHAKE_TIMEOUT_MS` (native).
+    pub handshake_timeout_ms: Option<u64>,
+    /// `MAX_QUEUED_MESSAGES` (native).
+    pub max_queued_messages: Option<u32>,
+}
+
+impl ServerLimits {
+    /// None set: the server's defaults.
+    pub const NONE: ServerLimits = ServerLimits {
+        auth_secret: None,
+        auth_secret_previous: None,
+        max_clients_per_space: None,
+        message_rate: None,
+        allowed_origins: None,
+        max_connections: None,
+        handshake_timeout_ms: None,
+        max_queued_messages: None,
+    };
+
+    /// The knobs that are set, as environment variables.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env: Vec<(&str, String)> = Vec::new();
+        if let Some(v) = self.auth_secret {
+            env.push(("AUTH_SECRET", v.into()));
+        }
+        if let Some(v) = self.auth_secret_previous {
+            env.push(("AUTH_SECRET_PREVIOUS", v.into()));
+        }
+        if let Some(v) = self.max_clients_per_space {
+            env.push(("MAX_CLIENTS_PER_SPACE", v.to_string()));
+        }
+        if let Some((rate, burst)) = self.message_rate {
+            env.push(("MESSAGE_RATE", rate.to_string()));
+            env.push(("MESSAGE_BURST", burst.to_string()));
+        }
+        if let Some(v) = self.allowed_origins {
+            env.push(("ALLOWED_ORIGINS", v.into()));
+        }
+        if let Some(v) = self.max_connections {
+            env.push(("MAX_CONNECTIONS", v.to_string()));
+        }
+        if let Some(v) = self.handshake_timeout_ms {
+            env.push(("HANDSHAKE_TIMEOUT_MS", v.to_string()));
+        }
+        if let Some(v) = self.max_queued_messages {
+            env.push(("MAX_QUEUED_MESSAGES", v.to_string()));
+        }
+        env.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
 }
 
 impl TargetOptions {
@@ -40,6 +110,7 @@ impl TargetOptions {
         ttl_ms: 20_000,
         keepalive_ms: 1_000,
         max_message_bytes: 4096,
+        limits: ServerLimits::NONE,
     };
 
     /// Short leases, for the cases about expiry.
@@ -66,20 +137,26 @@ impl TargetOptions {
         }
     }
 
+    pub const fn with_limits(self, limits: ServerLimits) -> Self {
+        TargetOptions { limits, ..self }
+    }
+
     pub fn ttl(&self) -> Duration {
         Duration::from_millis(self.ttl_ms)
     }
 
     /// The options as the server's environment variables.
     pub fn env(&self) -> Vec<(String, String)> {
-        vec![
+        let mut env = vec![
             ("PRESENCE_TTL".into(), self.ttl_ms.to_string()),
             ("KEEPALIVE_MS".into(), self.keepalive_ms.to_string()),
             (
                 "MAX_MESSAGE_BYTES".into(),
                 self.max_message_bytes.to_string(),
             ),
-        ]
+        ];
+        env.extend(self.limits.env());
+        env
     }
 }
 
@@ -106,6 +183,19 @@ pub enum Capability {
     Redis,
     /// The deployment has at least two instances sharing one store.
     ManyInstances,
+    /// Native-only limits (issue 5): `MAX_CONNECTIONS`, the handshake
+    /// timeout, bounded send queues; and local processes whose memory the
+    /// hostile suite can read.
+    NativeLimits,
+    /// The Cloudflare Worker under `wrangler dev`: hibernation, storage and
+    /// alarms of Durable Objects.
+    Edge,
+    /// `GET /` serves the demo page and `GET /client.js` the client
+    /// library it loads (issue 7).
+    DemoPage,
+    /// The native server's operations surface (issue 7): `GET /metrics`,
+    /// `GET /{space}` as JSON, `LOG_FORMAT=json`; a binary the suite can run.
+    NativeOps,
 }
 
 /// A kind of Longhouse deployment the suite can run against.
@@ -145,12 +235,10 @@ pub fn target_from_env() -> Result<Arc<dyn Target>> {
         "native-redis" => Ok(Arc::new(NativeTarget::redis(native_bin(), 1))),
         "native-redis-pair" => Ok(Arc::new(NativeTarget::redis(native_bin(), 2))),
         "native-redis-cluster" => Ok(Arc::new(NativeTarget::redis_cluster(native_bin()))),
-        "worker" => bail!(
-            "LONGHOUSE_TARGET={name} is a planned target that this suite does not implement yet"
-        ),
+        "worker" => Ok(Arc::new(crate::worker_target::WorkerTarget::new())),
         other => bail!(
             "unknown LONGHOUSE_TARGET={other:?}; known: native-memory, native-redis, \
-             native-redis-pair, native-redis-cluster (planned: worker)"
+             native-redis-pair, native-redis-cluster, worker"
         ),
     }
 }
@@ -305,12 +393,12 @@ impl Drop for Deployment {
 // ---------------------------------------------------------------------------
 
 /// What to run; built into a `Command` on the spawner thread.
-struct SpawnSpec {
-    program: PathBuf,
-    args: Vec<String>,
-    env: Vec<(String, String)>,
-    env_remove: Vec<String>,
-    log: PathBuf,
+pub(crate) struct SpawnSpec {
+    pub(crate) program: PathBuf,
+    pub(crate) args: Vec<String>,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) env_remove: Vec<String>,
+    pub(crate) log: PathBuf,
 }
 
 type SpawnRequest = (SpawnSpec, mpsc::Sender<io::Result<Child>>);
@@ -319,7 +407,7 @@ type SpawnRequest = (SpawnSpec, mpsc::Sender<io::Result<Child>>);
 /// *thread* that forked the child ends, not the process; test threads come
 /// and go, so every child is forked from a thread that lives as long as the
 /// test process does.
-fn spawn(spec: SpawnSpec) -> io::Result<Child> {
+pub(crate) fn spawn(spec: SpawnSpec) -> io::Result<Child> {
     static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
     let sender = SPAWNER
         .get_or_init(|| {
@@ -384,9 +472,9 @@ pub struct ServerProcess {
     pub label: String,
     pub port: u16,
     pub log_path: PathBuf,
-    pid: i32,
-    child: Mutex<Child>,
-    status: Mutex<Option<ExitStatus>>,
+    pub(crate) pid: i32,
+    pub(crate) child: Mutex<Child>,
+    pub(crate) status: Mutex<Option<ExitStatus>>,
 }
 
 impl ServerProcess {
@@ -457,8 +545,16 @@ impl ServerProcess {
         }
     }
 
-    /// SIGKILL and reap. Idempotent.
+    /// SIGKILL and reap. Idempotent. A process that leads its own process
+    /// group (`wrangler dev`, started under `setsid`) takes its group with
+    /// it: wrangler's workerd children would otherwise keep the port.
     pub fn kill(&self) {
+        // SAFETY: plain syscalls on our own unreaped child's pid.
+        unsafe {
+            if libc::getpgid(self.pid) == self.pid {
+                libc::kill(-self.pid, libc::SIGKILL);
+            }
+        }
         if self.try_status().is_some() {
             return;
         }
@@ -476,7 +572,7 @@ impl ServerProcess {
             .unwrap_or_default()
     }
 
-    fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let log = self.log();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
@@ -497,7 +593,7 @@ fn free_port() -> Result<u16> {
 
 /// Ports handed out by this process, so that two instances starting at once
 /// never get the same one.
-fn fresh_port() -> Result<u16> {
+pub(crate) fn fresh_port() -> Result<u16> {
     static USED: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
     let used = USED.get_or_init(Default::default);
     for _ in 0..50 {
@@ -509,7 +605,7 @@ fn fresh_port() -> Result<u16> {
     bail!("no fresh port")
 }
 
-fn log_path(label: &str, port: u16) -> PathBuf {
+pub(crate) fn log_path(label: &str, port: u16) -> PathBuf {
     let safe: String = label
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
@@ -530,11 +626,20 @@ pub fn health_ok(port: u16) -> bool {
     if s.write_all(req.as_bytes()).is_err() {
         return false;
     }
+    // Read until the answer is complete, not until the server closes:
+    // workerd keeps the connection open for seconds despite `close`.
     let mut buf = Vec::new();
-    if s.read_to_end(&mut buf).is_err() {
-        return false;
+    let mut chunk = [0u8; 1024];
+    loop {
+        if matches!(crate::http::parse_response(&buf), Ok(r) if r.status == 200 && r.body == b"ok")
+        {
+            return true;
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
     }
-    matches!(crate::http::parse_response(&buf), Ok(r) if r.status == 200 && r.body == b"ok")
 }
 
 // ---------------------------------------------------------------------------
@@ -563,6 +668,9 @@ impl NativeTarget {
                 Capability::Keepalive,
                 Capability::StartupConfig,
                 Capability::MemoryStore,
+                Capability::NativeLimits,
+                Capability::DemoPage,
+                Capability::NativeOps,
             ],
             redis_instances: None,
             cluster: false,
@@ -581,6 +689,9 @@ impl NativeTarget {
                 Capability::StartupConfig,
                 Capability::DurableStore,
                 Capability::ManyInstances,
+                Capability::NativeLimits,
+                Capability::DemoPage,
+                Capability::NativeOps,
             ],
             redis_instances: Some(2),
             cluster: true,
@@ -597,6 +708,9 @@ impl NativeTarget {
             Capability::StartupConfig,
             Capability::DurableStore,
             Capability::Redis,
+            Capability::NativeLimits,
+            Capability::DemoPage,
+            Capability::NativeOps,
         ];
         if instances > 1 {
             capabilities.push(Capability::ManyInstances);

@@ -388,13 +388,13 @@ impl Hub {
     }
 }
 
-/// The answer to a join that is refused before any hub knows the socket:
-/// the error text, then close 1008.
+/// The answer to a refused join: the error text, then close 1008 (1013
+/// for a full space).
 pub fn refuse(conn: ConnId, error: &JoinError, out: &mut Vec<Output>) {
     send(conn, ServerMessage::Error(error.to_string()).encode(), out);
     out.push(Output::Close {
         conn,
-        code: CloseCode::PolicyViolation,
+        code: error.close_code(),
     });
 }
 

@@ -16,6 +16,9 @@ pub enum Frame<'a> {
     Oversized,
     /// A text frame the target's WebSocket layer already found not UTF-8.
     InvalidUtf8,
+    /// A frame over the connection's message rate (the target's
+    /// [`crate::TokenBucket`] was empty): refused whatever it holds.
+    RateLimited,
 }
 
 /// A message the protocol understands.
@@ -47,6 +50,10 @@ pub enum MessageError {
     /// Binary frames carry nothing in this protocol.
     #[error("Binary messages are not supported")]
     Binary,
+    /// More messages than the per-connection rate allows: a flood is a
+    /// protocol violation (close 1008, the lease ends).
+    #[error("Rate limit exceeded: too many messages")]
+    RateLimited,
 }
 
 impl MessageError {
@@ -55,6 +62,7 @@ impl MessageError {
         match self {
             MessageError::TooLarge { .. } => Some(CloseCode::MessageTooBig),
             MessageError::NotUtf8 => Some(CloseCode::InvalidPayload),
+            MessageError::RateLimited => Some(CloseCode::PolicyViolation),
             MessageError::Unparsable | MessageError::UnrecognizedAction | MessageError::Binary => {
                 None
             }
@@ -74,6 +82,7 @@ pub fn decode(frame: Frame<'_>, max_bytes: usize) -> Result<ClientMessage, Messa
         Frame::Binary => return Err(MessageError::Binary),
         Frame::Oversized => return Err(MessageError::TooLarge { limit: max_bytes }),
         Frame::InvalidUtf8 => return Err(MessageError::NotUtf8),
+        Frame::RateLimited => return Err(MessageError::RateLimited),
         Frame::Text(bytes) => bytes,
     };
     if bytes.len() > max_bytes {
@@ -149,6 +158,14 @@ mod tests {
         assert_eq!(e.close_code(), Some(CloseCode::InvalidPayload));
         assert!(!e.has_message());
         assert_eq!(decode(Frame::InvalidUtf8, 4096), Err(MessageError::NotUtf8));
+    }
+
+    #[test]
+    fn rate_limited_closes_1008_with_a_message() {
+        let e = decode(Frame::RateLimited, 4096).unwrap_err();
+        assert_eq!(e.close_code(), Some(CloseCode::PolicyViolation));
+        assert!(e.has_message());
+        assert!(e.to_string().starts_with("Rate limit exceeded"));
     }
 
     #[test]

@@ -6,6 +6,9 @@ use std::borrow::Cow;
 use thiserror::Error;
 
 use crate::client_id::ClientId;
+use crate::close::CloseCode;
+use crate::time::UnixMillis;
+use crate::token::{Auth, AuthError};
 
 /// Longest space name, in Unicode scalar values.
 pub const MAX_SPACE_CHARS: usize = 128;
@@ -29,6 +32,13 @@ impl SpaceName {
     /// The decoded name, as stores key it.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The space of a raw request path (`/space`, still percent-encoded),
+    /// decoded and checked exactly as a join's.
+    pub fn from_path(path: &str) -> Result<Self, JoinError> {
+        let raw = path.strip_prefix('/').unwrap_or(path);
+        Self::parse(&decode_path(raw).map_err(JoinError::InvalidSpace)?)
     }
 }
 
@@ -92,6 +102,24 @@ pub enum JoinError {
     /// The id names a live lease of another identity (section 5).
     #[error("Invalid id: it is held by another identity")]
     IdHeldByAnother,
+    /// Authentication is on and the join's token does not entitle it.
+    #[error("Unauthorized: {0}")]
+    Unauthorized(AuthError),
+    /// The space already holds `MAX_CLIENTS_PER_SPACE` leases; closed 1013
+    /// so the client knows to try again later rather than fix its request.
+    #[error("Space is full")]
+    SpaceFull,
+}
+
+impl JoinError {
+    /// The close that follows the error message: 1013 for a full space,
+    /// 1008 for everything the client got wrong.
+    pub fn close_code(&self) -> CloseCode {
+        match self {
+            JoinError::SpaceFull => CloseCode::TryAgainLater,
+            _ => CloseCode::PolicyViolation,
+        }
+    }
 }
 
 impl JoinRequest {
@@ -99,15 +127,31 @@ impl JoinRequest {
     /// percent-encoded) and raw query string. Checks run in the order of
     /// section 1: space, identity, id.
     pub fn parse(path: &str, query: Option<&str>) -> Result<Self, JoinError> {
+        Self::parse_with(path, query, &Auth::off(), UnixMillis(0))
+    }
+
+    /// Parses and authorizes a join under `auth` at time `now`. Checks run
+    /// in this order: space, identity limits (when the parameter is given),
+    /// token (when auth is on: present, valid, admits the space, `sub`
+    /// equals any `identity` given), identity present, id. A join with a
+    /// token needs no `identity`: the token's `sub` is the identity.
+    pub fn parse_with(
+        path: &str,
+        query: Option<&str>,
+        auth: &Auth,
+        now: UnixMillis,
+    ) -> Result<Self, JoinError> {
         let raw_space = path.strip_prefix('/').unwrap_or(path);
         let space = SpaceName::parse(&decode_path(raw_space).map_err(JoinError::InvalidSpace)?)?;
 
         let mut identity: Option<Cow<'_, str>> = None;
         let mut id: Option<Cow<'_, str>> = None;
+        let mut token: Option<Cow<'_, str>> = None;
         for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
             let slot = match key.as_ref() {
                 "identity" => &mut identity,
                 "id" => &mut id,
+                "token" => &mut token,
                 _ => continue,
             };
             // The first of repeated parameters wins; an empty value is absent.
@@ -116,14 +160,19 @@ impl JoinRequest {
             }
         }
 
-        let identity = identity.ok_or(JoinError::MissingIdentity)?;
-        check_text(&identity, MAX_IDENTITY_CHARS).map_err(JoinError::InvalidIdentity)?;
+        if let Some(identity) = &identity {
+            check_identity(identity).map_err(JoinError::InvalidIdentity)?;
+        }
+        let identity = auth
+            .authorize(&space, identity.as_deref(), token.as_deref(), now)
+            .map_err(JoinError::Unauthorized)?
+            .ok_or(JoinError::MissingIdentity)?;
         let id = id
             .map(|raw| ClientId::parse(&raw).map_err(JoinError::InvalidId))
             .transpose()?;
         Ok(JoinRequest {
             space,
-            identity: identity.into_owned(),
+            identity,
             id,
         })
     }
@@ -145,6 +194,11 @@ fn decode_path(raw: &str) -> Result<String, InvalidReason> {
         .decode_utf8()
         .map(Cow::into_owned)
         .map_err(|_| InvalidReason::NotUtf8)
+}
+
+/// The identity rule of section 1, shared with token subjects.
+pub(crate) fn check_identity(s: &str) -> Result<(), InvalidReason> {
+    check_text(s, MAX_IDENTITY_CHARS)
 }
 
 /// The shared rule for spaces and identities: 1 to `max` characters, none of
@@ -313,6 +367,60 @@ mod tests {
         );
         assert_eq!(join("/s", "id=a.b"), Err(JoinError::MissingIdentity));
         assert_eq!(join("/", "id=a.b"), Err(JoinError::MissingSpace));
+    }
+
+    #[test]
+    fn with_auth_the_token_sub_is_the_identity() {
+        let secret: &[u8] = b"k";
+        let auth = Auth::hs256(Some(secret), None);
+        let now = UnixMillis(1_800_000_000_000);
+        let token = crate::token::sign(r#"{"sub":"a@x","exp":1800000060}"#, secret);
+        let parse = |q: &str| JoinRequest::parse_with("/s", Some(q), &auth, now);
+        assert_eq!(parse(&format!("token={token}")).unwrap().identity, "a@x");
+        assert_eq!(
+            parse(&format!("identity=a%40x&token={token}&id=q"))
+                .unwrap()
+                .identity,
+            "a@x"
+        );
+        assert_eq!(
+            parse(&format!("identity=b&token={token}")),
+            Err(JoinError::Unauthorized(AuthError::IdentityMismatch))
+        );
+        assert_eq!(
+            parse("identity=a%40x"),
+            Err(JoinError::Unauthorized(AuthError::MissingToken))
+        );
+        assert_eq!(
+            parse("token=abc").unwrap_err().to_string(),
+            "Unauthorized: malformed token"
+        );
+        // Order: space, identity limits, token, id.
+        assert_eq!(
+            JoinRequest::parse_with("/", Some("token=x"), &auth, now),
+            Err(JoinError::MissingSpace)
+        );
+        assert!(matches!(
+            parse(&format!("identity={}&token=x", "a".repeat(300))),
+            Err(JoinError::InvalidIdentity(_))
+        ));
+        assert_eq!(
+            parse("token=x&id=a.b"),
+            Err(JoinError::Unauthorized(AuthError::Malformed))
+        );
+        assert!(matches!(
+            parse(&format!("token={token}&id=a.b")),
+            Err(JoinError::InvalidId(_))
+        ));
+        // Without auth a token is just an unknown parameter.
+        assert_eq!(
+            JoinRequest::parse("/s", Some("token=x")),
+            Err(JoinError::MissingIdentity)
+        );
+        assert_eq!(
+            JoinError::Unauthorized(AuthError::Expired).close_code(),
+            CloseCode::PolicyViolation
+        );
     }
 
     #[test]

@@ -12,11 +12,14 @@ mod conn_id;
 mod hub;
 mod inbound;
 mod join;
+mod limits;
 mod output;
 mod roster;
+mod roster_view;
 pub mod shared_store;
 mod space;
 mod time;
+pub mod token;
 mod wire;
 
 pub use client_id::{ClientId, MAX_ID_CHARS};
@@ -27,8 +30,11 @@ pub use inbound::{decode, ClientMessage, Frame, MessageError};
 pub use join::{
     InvalidReason, JoinError, JoinRequest, SpaceName, MAX_IDENTITY_CHARS, MAX_SPACE_CHARS,
 };
+pub use limits::{origin_allowed, parse_origins, TokenBucket};
 pub use output::{Command, Disconnect, Output};
 pub use roster::{Lease, LeaveCause, Roster, RosterEvent, Sequenced};
+pub use roster_view::{roster_json, roster_token};
 pub use space::{event_kind, refuse_join, Space, SpaceConfig, Step};
 pub use time::UnixMillis;
+pub use token::{Auth, AuthError};
 pub use wire::{ClientInfo, ServerMessage, KEEPALIVE_TEXT, PING_TEXT, PONG_TEXT};

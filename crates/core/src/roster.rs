@@ -126,6 +126,22 @@ impl Roster {
         now: UnixMillis,
         ttl_ms: u64,
     ) -> Result<Vec<Sequenced>, JoinError> {
+        self.join_limited(identity, id, holder, now, ttl_ms, None)
+    }
+
+    /// [`Roster::join`] in a space of at most `max_clients` leases: a new
+    /// lease beyond it is refused with [`JoinError::SpaceFull`] and changes
+    /// nothing. Resuming a live lease is always allowed (it adds no one).
+    /// Call after [`Roster::sweep`], so expired leases do not count.
+    pub fn join_limited(
+        &mut self,
+        identity: &str,
+        id: ClientId,
+        holder: ConnId,
+        now: UnixMillis,
+        ttl_ms: u64,
+        max_clients: Option<usize>,
+    ) -> Result<Vec<Sequenced>, JoinError> {
         let expires_at = now.plus(ttl_ms);
         let mut events = Vec::new();
         if let Some(lease) = self.leases.get(&id) {
@@ -146,12 +162,18 @@ impl Roster {
                 }));
                 return Ok(events);
             }
+            if self.full(max_clients, now) {
+                return Err(JoinError::SpaceFull);
+            }
             let old = self.remove(&id).expect("present");
             events.push(self.next(RosterEvent::Left {
                 client: old.client,
                 holder: old.holder,
                 cause: LeaveCause::Expired,
             }));
+        }
+        if events.is_empty() && self.full(max_clients, now) {
+            return Err(JoinError::SpaceFull);
         }
         let client = ClientInfo {
             id,
@@ -242,6 +264,16 @@ impl Roster {
     /// The sequence number of the last event.
     pub fn seq(&self) -> u64 {
         self.seq
+    }
+
+    /// Whether a new lease would exceed `max_clients`, counting live leases
+    /// only (an expired one not yet swept is no one).
+    fn full(&self, max_clients: Option<usize>, now: UnixMillis) -> bool {
+        let Some(max) = max_clients else {
+            return false;
+        };
+        let live = self.leases.values().filter(|l| l.is_alive(now)).count();
+        live >= max
     }
 
     fn next(&mut self, event: RosterEvent) -> Sequenced {
@@ -390,6 +422,41 @@ mod tests {
         assert_eq!(r.next_expiry(), Some(UnixMillis(1500)));
         assert_eq!(r.sweep(UnixMillis(5000)).len(), 1);
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn a_full_space_refuses_new_leases_but_not_resumes() {
+        let mut r = Roster::new();
+        let max = Some(2);
+        r.join_limited("a", id("x"), ConnId(1), UnixMillis(0), TTL, max)
+            .unwrap();
+        r.join_limited("b", id("y"), ConnId(2), UnixMillis(0), TTL, max)
+            .unwrap();
+        assert_eq!(
+            r.join_limited("c", id("z"), ConnId(3), UnixMillis(1), TTL, max),
+            Err(JoinError::SpaceFull)
+        );
+        assert_eq!(r.seq(), 2, "a refused join changes nothing");
+        // A resume of a live lease adds no one.
+        let ev = r
+            .join_limited("a", id("x"), ConnId(4), UnixMillis(2), TTL, max)
+            .unwrap();
+        assert!(matches!(ev[0].event, RosterEvent::Resumed { .. }));
+        // An expired lease (not yet swept) is no one: its id may be taken.
+        r.renew(&id("y"), ConnId(2), UnixMillis(500), TTL);
+        let ev = r
+            .join_limited("c", id("x"), ConnId(5), UnixMillis(1002), TTL, max)
+            .unwrap();
+        assert_eq!(ev.len(), 2);
+        assert!(r.leave(&id("y"), ConnId(2)).is_some());
+        assert!(r
+            .join_limited("d", id("w"), ConnId(6), UnixMillis(1003), TTL, max)
+            .is_ok());
+        assert_eq!(JoinError::SpaceFull.to_string(), "Space is full");
+        assert_eq!(
+            JoinError::SpaceFull.close_code(),
+            crate::CloseCode::TryAgainLater
+        );
     }
 
     #[test]

@@ -245,6 +245,8 @@ pub enum ScriptStatus {
     /// A renew or leave from a connection that no longer holds the lease
     /// (or whose lease expired): nothing changed.
     Stale,
+    /// A join refused: the space holds `MAX_CLIENTS_PER_SPACE` leases.
+    Full,
     /// A resync found the space lost (Redis restarted empty, say) and put
     /// the hub's leases back.
     Restored,
@@ -284,6 +286,7 @@ impl ScriptReply {
         let status = match raw.status.as_str() {
             "ok" => ScriptStatus::Ok,
             "refused" => ScriptStatus::Refused,
+            "full" => ScriptStatus::Full,
             "stale" => ScriptStatus::Stale,
             "restored" => ScriptStatus::Restored,
             other => return Err(CodecError::Status(other.to_owned())),
@@ -430,6 +433,7 @@ pub struct SpaceCalls {
     keys: SpaceKeys,
     mode: PublishMode,
     ttl_ms: u64,
+    max_clients: Option<usize>,
 }
 
 impl SpaceCalls {
@@ -439,7 +443,15 @@ impl SpaceCalls {
             keys: SpaceKeys::new(space),
             mode,
             ttl_ms,
+            max_clients: None,
         }
+    }
+
+    /// Joins beyond `max_clients` leases are refused
+    /// ([`ScriptStatus::Full`]); `None`: no limit.
+    pub fn with_max_clients(mut self, max_clients: Option<usize>) -> Self {
+        self.max_clients = max_clients;
+        self
     }
 
     /// The space's key and channel names.
@@ -496,6 +508,7 @@ impl SpaceCalls {
                 self.expires_at(now),
                 serde_json::to_string(&fresh).expect("clients serialize"),
                 if snapshot { "1" } else { "0" }.to_owned(),
+                self.max_clients.unwrap_or(0).to_string(),
             ],
         )
     }
@@ -681,6 +694,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.status, ScriptStatus::Refused);
+        let full =
+            ScriptReply::decode(r#"{"status":"full","events":[],"next":null,"snapshot":null}"#)
+                .unwrap();
+        assert_eq!(full.status, ScriptStatus::Full);
         assert_eq!(r.next_expiry, Some(UnixMillis(u64::MAX)));
         assert!(
             ScriptReply::decode(r#"{"status":"?","events":[],"next":null,"snapshot":null}"#)
@@ -703,6 +720,15 @@ mod tests {
         assert_eq!(&c.args[..4], ["lh:{s}:events", "SPUBLISH", "10", "3601000"]);
         assert_eq!(&c.args[4..8], ["x", "me", "3", "1010"]);
         assert_eq!(c.args[9], "1");
+        assert_eq!(c.args[10], "0");
+        let limited = calls.with_max_clients(Some(7)).join(
+            "me",
+            &ClientId::parse("x").unwrap(),
+            ConnId(3),
+            UnixMillis(10),
+            false,
+        );
+        assert_eq!(limited.args[10], "7");
         assert!(scripts::JOIN.contains("local function sweep()"));
     }
 }

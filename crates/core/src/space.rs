@@ -46,6 +46,7 @@ pub struct Step {
 #[derive(Debug, Clone)]
 pub struct Space {
     config: SpaceConfig,
+    max_clients: Option<usize>,
     roster: Roster,
     hub: Hub,
 }
@@ -64,9 +65,18 @@ impl Space {
         hub.resync(snapshot, roster.seq(), &mut Vec::new());
         Space {
             config,
+            max_clients: None,
             roster,
             hub,
         }
+    }
+
+    /// Limits the space to `max_clients` leases (`MAX_CLIENTS_PER_SPACE`;
+    /// `None`: no limit): beyond it a new join gets `Space is full` and
+    /// close 1013, and nobody inside sees anything. Resumes always pass.
+    pub fn with_max_clients(mut self, max_clients: Option<usize>) -> Self {
+        self.max_clients = max_clients;
+        self
     }
 
     /// A socket asks to join. `fresh_id` makes the id when the request has
@@ -81,10 +91,14 @@ impl Space {
         let mut step = self.swept(now);
         let id = request.id.clone().unwrap_or_else(fresh_id);
         self.hub.open(conn, id.clone());
-        match self
-            .roster
-            .join(&request.identity, id, conn, now, self.config.ttl_ms)
-        {
+        match self.roster.join_limited(
+            &request.identity,
+            id,
+            conn,
+            now,
+            self.config.ttl_ms,
+            self.max_clients,
+        ) {
             Ok(events) => self.apply(events, &mut step),
             Err(error) => self.hub.refuse(conn, &error, &mut step.outputs),
         }

@@ -1528,3 +1528,51 @@ fn renew_at_counts_from_when_the_ping_was_answered() {
         .renewed
         .is_empty());
 }
+
+// ---------------------------------------------------------------------------
+// Issue 5: limits (MAX_CLIENTS_PER_SPACE, message rate)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn full_space_refuses_with_1013_and_nobody_inside_sees_anything() {
+    let mut h = Harness::around(Space::new(SpaceConfig::default()).with_max_clients(Some(2)));
+    let a = h.join("a", Some("a1"));
+    let b = h.join("b", Some("b1"));
+    h.take(a);
+    h.take(b);
+    let c = h.join("c", Some("c1"));
+    assert_eq!(h.take(c), vec![error("Space is full")]);
+    assert_eq!(h.closed_with(c), Some(1013));
+    assert!(h.last.events.is_empty());
+    assert!(h.lease("c1").is_none());
+    h.assert_all_read();
+    // A resume of a live lease is allowed when full, silently for others.
+    let a2 = h.join("a", Some("a1"));
+    assert_eq!(h.last_kinds(), vec!["resume"]);
+    assert_eq!(h.closed_with(a), Some(4001));
+    h.take(a2);
+    h.assert_all_read();
+    // Once someone leaves, there is room again.
+    h.close(b, Disconnect::Clean);
+    h.take(a2);
+    let d = h.join("d", Some("d1"));
+    assert_eq!(h.last_kinds(), vec!["join"]);
+    assert!(h.closed_with(d).is_none());
+}
+
+#[test]
+fn rate_limited_frame_is_an_error_then_1008_and_ends_the_lease() {
+    let mut h = Harness::new();
+    let a = h.join("a", Some("a1"));
+    let b = h.join("b", Some("b1"));
+    h.take(a);
+    h.take(b);
+    h.frame(b, Frame::RateLimited);
+    assert_eq!(
+        h.take(b),
+        vec![error("Rate limit exceeded: too many messages")]
+    );
+    assert_eq!(h.closed_with(b), Some(1008));
+    assert_eq!(h.last_kinds(), vec!["leave"]);
+    assert_eq!(h.take(a).len(), 1);
+}

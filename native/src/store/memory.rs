@@ -1,6 +1,8 @@
 //! The in-memory store: one core `Space` per space, behind a lock, and a
 //! sweeper that wakes each space when its next lease runs out.
 
+mod inspect;
+
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{BinaryHeap, HashMap};
@@ -28,6 +30,8 @@ struct Entry {
 /// Presence for this process only: the roster goes with it.
 pub struct MemoryStore {
     config: SpaceConfig,
+    /// `MAX_CLIENTS_PER_SPACE`, `None`: no limit.
+    max_clients: Option<usize>,
     spaces: Mutex<HashMap<SpaceName, Arc<Mutex<Entry>>>>,
     sweeper: mpsc::UnboundedSender<(UnixMillis, SpaceName)>,
     stopping: AtomicBool,
@@ -35,10 +39,11 @@ pub struct MemoryStore {
 
 impl MemoryStore {
     /// A store with its sweeper task running on the current runtime.
-    pub fn start(config: SpaceConfig) -> Arc<Self> {
+    pub fn start(config: SpaceConfig, max_clients: Option<usize>) -> Arc<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
         let store = Arc::new(MemoryStore {
             config,
+            max_clients,
             spaces: Mutex::new(HashMap::new()),
             sweeper: tx,
             stopping: AtomicBool::new(false),
@@ -59,7 +64,7 @@ impl MemoryStore {
                 MapEntry::Occupied(e) => e.get().clone(),
                 MapEntry::Vacant(e) => e
                     .insert(Arc::new(Mutex::new(Entry {
-                        space: Space::new(self.config),
+                        space: Space::new(self.config).with_max_clients(self.max_clients),
                         outboxes: HashMap::new(),
                         scheduled: None,
                     })))
@@ -167,6 +172,7 @@ impl MemoryStore {
 }
 
 fn log_event(space: &SpaceName, event: &RosterEvent) {
+    crate::metrics::presence_event(event);
     let client = event.client();
     info!(
         space = space.as_str(),

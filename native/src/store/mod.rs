@@ -1,6 +1,7 @@
 //! Where presence lives: the small interface the connection code talks to,
 //! implemented in memory and, with `REDIS_URL`, in Redis.
 
+mod inspect;
 mod memory;
 mod redis;
 

@@ -10,6 +10,10 @@
 //! the health that `GET /health` reports. A sweeper wakes each space at its
 //! next expiry and resynchronises hubs that stay behind a gap.
 
+mod inspect;
+
+use inspect::script_name;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -108,6 +112,8 @@ enum LinkRequest {
 /// Presence shared through Redis by every instance configured with it.
 pub struct RedisStore {
     config: SpaceConfig,
+    /// `MAX_CLIENTS_PER_SPACE`, enforced by the join script.
+    max_clients: Option<usize>,
     info: ConnectionInfo,
     client: Client,
     cmd: Mutex<Option<Conn>>,
@@ -124,7 +130,11 @@ pub struct RedisStore {
 impl RedisStore {
     /// A store for `url` with its link and sweeper tasks running; it
     /// connects in the background (health is 503 until it has).
-    pub fn start(config: SpaceConfig, url: &str) -> Result<Arc<Self>, RedisStoreError> {
+    pub fn start(
+        config: SpaceConfig,
+        max_clients: Option<usize>,
+        url: &str,
+    ) -> Result<Arc<Self>, RedisStoreError> {
         let info = url.into_connection_info()?;
         let settings = info
             .redis_settings()
@@ -145,6 +155,7 @@ impl RedisStore {
         .collect();
         let store = Arc::new(RedisStore {
             config,
+            max_clients,
             info,
             client,
             cmd: Mutex::new(None),
@@ -170,7 +181,7 @@ impl RedisStore {
     }
 
     fn calls(&self, name: &SpaceName) -> SpaceCalls {
-        SpaceCalls::new(name, self.mode(), self.config.ttl_ms)
+        SpaceCalls::new(name, self.mode(), self.config.ttl_ms).with_max_clients(self.max_clients)
     }
 
     pub(super) fn health(&self) -> Result<(), String> {
@@ -192,7 +203,10 @@ impl RedisStore {
         for arg in &call.args {
             invocation.arg(arg);
         }
-        let text: String = match invocation.invoke_async(&mut conn).await {
+        let started = std::time::Instant::now();
+        let result = invocation.invoke_async(&mut conn).await;
+        crate::metrics::redis_command(script_name(call.kind), started.elapsed());
+        let text: String = match result {
             Ok(t) => t,
             Err(e) => {
                 if e.is_io_error() || e.is_unrecoverable_error() || e.is_timeout() {
@@ -246,6 +260,9 @@ impl RedisStore {
                         local
                             .hub
                             .refuse(conn, &JoinError::IdHeldByAnother, &mut out);
+                    } else if reply.status == ScriptStatus::Full {
+                        debug!(space = name.as_str(), conn = %conn, "join refused: space is full");
+                        local.hub.refuse(conn, &JoinError::SpaceFull, &mut out);
                     } else if let Some(last) = reply.events.last() {
                         // Where the join landed: a later snapshot without
                         // this socket's lease then closes it, not strands it.
@@ -592,6 +609,7 @@ fn deliver(local: &mut Local, out: Vec<Output>) {
 /// One line per roster change, logged by the instance whose script made it.
 fn log_events(space: &SpaceName, events: &[Sequenced]) {
     for event in events {
+        crate::metrics::presence_event(&event.event);
         let client = event.event.client();
         info!(
             space = space.as_str(),

@@ -1,0 +1,386 @@
+//! Signed identities: HS256 join tokens (JWT) and the rule that turns a
+//! token into the identity a join may use.
+//!
+//! An application backend that already knows who its user is mints a short
+//! token with the shared secret; the service then trusts `sub` as the
+//! identity instead of whatever the client claims. The check is pure (time
+//! and secrets are passed in) so every target runs the same code.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use sha2::Sha256;
+use thiserror::Error;
+
+use crate::join::SpaceName;
+use crate::time::UnixMillis;
+
+/// Longest token accepted, in bytes: a real one is a few hundred; anything
+/// far larger is refused before any decoding or hashing.
+pub const MAX_TOKEN_BYTES: usize = 4096;
+
+/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+pub const CLOCK_SKEW_SECS: u64 = 30;
+
+/// Why a join's token (or its absence) is refused. `Display` is the text
+/// after `Unauthorized: ` on the wire; it never contains the token.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum AuthError {
+    /// Authentication is on and the join has no `token` parameter.
+    #[error("a token is required")]
+    MissingToken,
+    /// Longer than [`MAX_TOKEN_BYTES`].
+    #[error("token too long")]
+    TooLong,
+    /// Not three base64url parts of JSON objects.
+    #[error("malformed token")]
+    Malformed,
+    /// A header `alg` other than `HS256`.
+    #[error("unsupported token algorithm (HS256 only)")]
+    Algorithm,
+    /// Signed with none of the configured secrets (or altered).
+    #[error("bad token signature")]
+    Signature,
+    /// No `exp` claim: tokens must expire.
+    #[error("token has no exp claim")]
+    MissingExpiry,
+    /// `exp` is in the past (beyond the skew).
+    #[error("token expired")]
+    Expired,
+    /// `nbf` is in the future (beyond the skew).
+    #[error("token not valid yet")]
+    NotYetValid,
+    /// `sub` is missing or outside the identity limits.
+    #[error("token sub is not a valid identity")]
+    BadSubject,
+    /// The `identity` parameter differs from the token's `sub`.
+    #[error("identity does not match the token")]
+    IdentityMismatch,
+    /// The `spaces` claim does not admit the space.
+    #[error("token does not admit this space")]
+    SpaceNotAdmitted,
+}
+
+/// The claims Longhouse reads; others are ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Claims {
+    /// The identity.
+    #[serde(default)]
+    pub sub: Option<String>,
+    /// Expiry, seconds since the epoch.
+    #[serde(default)]
+    pub exp: Option<u64>,
+    /// Not before, seconds since the epoch.
+    #[serde(default)]
+    pub nbf: Option<u64>,
+    /// The spaces admitted: exact names, or prefixes ending in `*`. Absent:
+    /// every space.
+    #[serde(default)]
+    pub spaces: Option<Vec<String>>,
+}
+
+impl Claims {
+    /// Whether the `spaces` claim admits `space` (absent admits all).
+    pub fn admits(&self, space: &SpaceName) -> bool {
+        let Some(patterns) = &self.spaces else {
+            return true;
+        };
+        patterns.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => space.as_str().starts_with(prefix),
+            None => p == space.as_str(),
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+}
+
+/// Checks an HS256 token against `secrets` (any one may have signed it, so
+/// a secret can be rotated) at time `now`, and returns its claims. Checks
+/// run size, shape, algorithm, signature (constant time), then the time
+/// claims: nothing from the payload is trusted before the signature is.
+pub fn verify(token: &str, secrets: &[&[u8]], now: UnixMillis) -> Result<Claims, AuthError> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(AuthError::TooLong);
+    }
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(AuthError::Malformed);
+    };
+    // The signed text is a slice of the token as received: no re-encoding.
+    let signed = &token[..header.len() + 1 + payload.len()];
+    let header: Header = decode_json(header)?;
+    if header.alg != "HS256" {
+        return Err(AuthError::Algorithm);
+    }
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .map_err(|_| AuthError::Malformed)?;
+    let good = secrets.iter().any(|secret| {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+        mac.update(signed.as_bytes());
+        mac.verify_slice(&signature).is_ok()
+    });
+    if !good {
+        return Err(AuthError::Signature);
+    }
+    let claims: Claims = decode_json(payload)?;
+    let now_secs = now.0 / 1000;
+    let exp = claims.exp.ok_or(AuthError::MissingExpiry)?;
+    if now_secs >= exp.saturating_add(CLOCK_SKEW_SECS) {
+        return Err(AuthError::Expired);
+    }
+    if let Some(nbf) = claims.nbf {
+        if now_secs.saturating_add(CLOCK_SKEW_SECS) < nbf {
+            return Err(AuthError::NotYetValid);
+        }
+    }
+    Ok(claims)
+}
+
+fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, AuthError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| AuthError::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| AuthError::Malformed)
+}
+
+/// Signs `claims_json` with `secret`: what an application backend does.
+/// For tests, fuzzing and tools; servers only verify.
+pub fn sign(claims_json: &str, secret: &[u8]) -> String {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(claims_json.as_bytes());
+    let signed = format!("{header}.{payload}");
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(signed.as_bytes());
+    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!("{signed}.{signature}")
+}
+
+/// Whether and how joins are authenticated: `AUTH_SECRET` and
+/// `AUTH_SECRET_PREVIOUS`. With no secret, identities are taken on trust
+/// (section 1 unchanged).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Auth {
+    secrets: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print a secret.
+        f.debug_struct("Auth")
+            .field("secrets", &self.secrets.len())
+            .finish()
+    }
+}
+
+impl Auth {
+    /// No authentication: `identity` is trusted.
+    pub fn off() -> Self {
+        Auth::default()
+    }
+
+    /// HS256 with the current secret and, during a rotation, the previous
+    /// one. Empty secrets are ignored; if none is left, auth is off.
+    pub fn hs256(current: Option<&[u8]>, previous: Option<&[u8]>) -> Self {
+        Auth {
+            secrets: [current, previous]
+                .into_iter()
+                .flatten()
+                .filter(|s| !s.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect(),
+        }
+    }
+
+    /// Whether joins need a token.
+    pub fn is_on(&self) -> bool {
+        !self.secrets.is_empty()
+    }
+
+    /// The identity a join into `space` may use, given its `identity`
+    /// parameter (already checked against the limits) and `token`
+    /// parameter. With auth off the parameter is the identity (`None` if
+    /// absent: the caller reports it missing). With auth on: the token must
+    /// verify, admit the space, and its `sub` is the identity; a given
+    /// `identity` must equal it.
+    pub fn authorize(
+        &self,
+        space: &SpaceName,
+        identity: Option<&str>,
+        token: Option<&str>,
+        now: UnixMillis,
+    ) -> Result<Option<String>, AuthError> {
+        if !self.is_on() {
+            return Ok(identity.map(str::to_owned));
+        }
+        let token = token.ok_or(AuthError::MissingToken)?;
+        let secrets: Vec<&[u8]> = self.secrets.iter().map(Vec::as_slice).collect();
+        let claims = verify(token, &secrets, now)?;
+        let sub = claims.sub.as_deref().ok_or(AuthError::BadSubject)?;
+        if crate::join::check_identity(sub).is_err() {
+            return Err(AuthError::BadSubject);
+        }
+        if !claims.admits(space) {
+            return Err(AuthError::SpaceNotAdmitted);
+        }
+        if identity.is_some_and(|i| i != sub) {
+            return Err(AuthError::IdentityMismatch);
+        }
+        Ok(Some(sub.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"s3cret";
+    const NOW: UnixMillis = UnixMillis(1_800_000_000_000);
+
+    fn claims(extra: &str) -> String {
+        format!(r#"{{"sub":"alice","exp":{}{extra}}}"#, NOW.0 / 1000 + 60)
+    }
+
+    #[test]
+    fn a_good_token_verifies() {
+        let t = sign(&claims(""), SECRET);
+        let c = verify(&t, &[SECRET], NOW).unwrap();
+        assert_eq!(c.sub.as_deref(), Some("alice"));
+    }
+
+    #[test]
+    fn any_configured_secret_verifies_for_rotation() {
+        let t = sign(&claims(""), b"old");
+        assert!(verify(&t, &[SECRET, b"old"], NOW).is_ok());
+        assert_eq!(verify(&t, &[SECRET], NOW), Err(AuthError::Signature));
+    }
+
+    #[test]
+    fn tampering_breaks_the_signature() {
+        let t = sign(&claims(""), SECRET);
+        let (head, _) = t.rsplit_once('.').unwrap();
+        let other = sign(&claims(r#","admin":true"#), SECRET);
+        let (_, sig) = other.rsplit_once('.').unwrap();
+        assert_eq!(
+            verify(&format!("{head}.{sig}"), &[SECRET], NOW),
+            Err(AuthError::Signature)
+        );
+        let mut parts: Vec<&str> = t.split('.').collect();
+        let evil = URL_SAFE_NO_PAD.encode(r#"{"sub":"mallory","exp":9999999999}"#);
+        parts[1] = &evil;
+        assert_eq!(
+            verify(&parts.join("."), &[SECRET], NOW),
+            Err(AuthError::Signature)
+        );
+    }
+
+    #[test]
+    fn only_hs256() {
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#);
+        let payload = URL_SAFE_NO_PAD.encode(claims(""));
+        assert_eq!(
+            verify(&format!("{header}.{payload}."), &[SECRET], NOW),
+            Err(AuthError::Algorithm)
+        );
+    }
+
+    #[test]
+    fn malformed_tokens() {
+        for t in ["", "a", "a.b", "a.b.c.d", "!!.!!.!!", "e30.e30.e30"] {
+            assert!(verify(t, &[SECRET], NOW).is_err(), "{t}");
+        }
+        assert_eq!(verify("a.b", &[SECRET], NOW), Err(AuthError::Malformed));
+        let long = "a".repeat(MAX_TOKEN_BYTES + 1);
+        assert_eq!(verify(&long, &[SECRET], NOW), Err(AuthError::TooLong));
+    }
+
+    #[test]
+    fn expiry_with_thirty_seconds_of_skew() {
+        let at = |exp: u64| sign(&format!(r#"{{"sub":"a","exp":{exp}}}"#), SECRET);
+        let now_s = NOW.0 / 1000;
+        assert!(verify(&at(now_s - 29), &[SECRET], NOW).is_ok());
+        assert_eq!(
+            verify(&at(now_s - 30), &[SECRET], NOW),
+            Err(AuthError::Expired)
+        );
+        assert_eq!(
+            verify(&sign(r#"{"sub":"a"}"#, SECRET), &[SECRET], NOW),
+            Err(AuthError::MissingExpiry)
+        );
+        let nbf = |nbf: u64| {
+            sign(
+                &format!(r#"{{"sub":"a","exp":{},"nbf":{nbf}}}"#, now_s + 600),
+                SECRET,
+            )
+        };
+        assert!(verify(&nbf(now_s + 30), &[SECRET], NOW).is_ok());
+        assert_eq!(
+            verify(&nbf(now_s + 31), &[SECRET], NOW),
+            Err(AuthError::NotYetValid)
+        );
+    }
+
+    #[test]
+    fn spaces_claim_exact_and_prefix() {
+        let c = Claims {
+            sub: None,
+            exp: None,
+            nbf: None,
+            spaces: Some(vec!["doc-1".into(), "team-7/*".into()]),
+        };
+        let s = |n: &str| SpaceName::parse(n).unwrap();
+        assert!(c.admits(&s("doc-1")));
+        assert!(!c.admits(&s("doc-10")));
+        assert!(c.admits(&s("team-7/a")));
+        assert!(c.admits(&s("team-7/")));
+        assert!(!c.admits(&s("team-70")));
+        let all = Claims { spaces: None, ..c };
+        assert!(all.admits(&s("anything")));
+    }
+
+    #[test]
+    fn authorize_rules() {
+        let auth = Auth::hs256(Some(SECRET), None);
+        let space = SpaceName::parse("doc-1").unwrap();
+        let t = sign(&claims(""), SECRET);
+        assert_eq!(
+            auth.authorize(&space, None, Some(&t), NOW),
+            Ok(Some("alice".into()))
+        );
+        assert_eq!(
+            auth.authorize(&space, Some("alice"), Some(&t), NOW),
+            Ok(Some("alice".into()))
+        );
+        assert_eq!(
+            auth.authorize(&space, Some("bob"), Some(&t), NOW),
+            Err(AuthError::IdentityMismatch)
+        );
+        assert_eq!(
+            auth.authorize(&space, Some("alice"), None, NOW),
+            Err(AuthError::MissingToken)
+        );
+        let narrow = sign(&claims(r#","spaces":["doc-2","x*"]"#), SECRET);
+        assert_eq!(
+            auth.authorize(&space, None, Some(&narrow), NOW),
+            Err(AuthError::SpaceNotAdmitted)
+        );
+        let no_sub = sign(&format!(r#"{{"exp":{}}}"#, NOW.0 / 1000 + 9), SECRET);
+        assert_eq!(
+            auth.authorize(&space, None, Some(&no_sub), NOW),
+            Err(AuthError::BadSubject)
+        );
+        let off = Auth::off();
+        assert_eq!(
+            off.authorize(&space, Some("x"), Some("garbage"), NOW),
+            Ok(Some("x".into()))
+        );
+        assert!(!Auth::hs256(Some(b""), None).is_on());
+        assert!(!format!("{auth:?}").contains("s3cret"));
+    }
+}

@@ -1,0 +1,176 @@
+//! `GET /metrics`: counters and gauges in the Prometheus text format,
+//! recorded through the `metrics` facade and rendered by
+//! `metrics-exporter-prometheus` (no listener of its own: the server's
+//! router serves the text).
+//!
+//! Names: `longhouse_connections` (open sockets), `longhouse_spaces`
+//! (spaces with local sockets), `longhouse_presence_events_total{event=join|resume|leave|expire}`,
+//! `longhouse_errors_total{kind}`, `longhouse_messages_in_total`,
+//! `longhouse_messages_out_total`, `longhouse_server_closes_total{code}`,
+//! `longhouse_redis_command_seconds{script}`.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use longhouse_core::{event_kind, RosterEvent};
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the global recorder (once; later calls do nothing).
+pub fn install() {
+    HANDLE.get_or_init(|| {
+        let handle = PrometheusBuilder::new()
+            .install_recorder()
+            .expect("the only metrics recorder");
+        describe();
+        // Present from the first scrape, before anything happened.
+        gauge!("longhouse_connections").set(0.0);
+        counter!("longhouse_messages_in_total").absolute(0);
+        counter!("longhouse_messages_out_total").absolute(0);
+        for event in ["join", "resume", "leave", "expire"] {
+            counter!("longhouse_presence_events_total", "event" => event).absolute(0);
+        }
+        handle
+    });
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_gauge!("longhouse_connections", "Open WebSocket connections.");
+    describe_gauge!(
+        "longhouse_spaces",
+        "Spaces with at least one socket on this instance."
+    );
+    describe_counter!(
+        "longhouse_presence_events_total",
+        "Roster changes made by this instance: join, resume, leave (clean close), expire."
+    );
+    describe_counter!("longhouse_errors_total", "Errors sent to clients, by kind.");
+    describe_counter!(
+        "longhouse_messages_in_total",
+        "Data frames received from clients."
+    );
+    describe_counter!(
+        "longhouse_messages_out_total",
+        "Text messages sent to clients."
+    );
+    describe_counter!(
+        "longhouse_server_closes_total",
+        "Close frames sent by the server, by code."
+    );
+    describe_histogram!(
+        "longhouse_redis_command_seconds",
+        Unit::Seconds,
+        "Latency of the Redis roster scripts, by script."
+    );
+}
+
+/// The Prometheus text of everything recorded so far, with `spaces` as the
+/// current number of spaces.
+pub fn render(spaces: usize) -> String {
+    gauge!("longhouse_spaces").set(spaces as f64);
+    match HANDLE.get() {
+        Some(handle) => handle.render(),
+        None => String::new(),
+    }
+}
+
+/// Counts an open connection until dropped.
+pub struct OpenConnection(());
+
+impl OpenConnection {
+    /// A connection opened.
+    pub fn open() -> Self {
+        gauge!("longhouse_connections").increment(1.0);
+        OpenConnection(())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        gauge!("longhouse_connections").decrement(1.0);
+    }
+}
+
+/// One roster change.
+pub fn presence_event(event: &RosterEvent) {
+    counter!("longhouse_presence_events_total", "event" => event_kind(event)).increment(1);
+}
+
+/// One data frame (text or binary) from a client.
+pub fn received() {
+    counter!("longhouse_messages_in_total").increment(1);
+}
+
+/// One text message to a client; errors are also counted by kind.
+pub fn sent(text: &str) {
+    counter!("longhouse_messages_out_total").increment(1);
+    if let Some(kind) = error_kind(text) {
+        counter!("longhouse_errors_total", "kind" => kind).increment(1);
+    }
+}
+
+/// One close frame from the server. A 1007 has no error message, so it is
+/// counted as an error here.
+pub fn server_close(code: u16) {
+    counter!("longhouse_server_closes_total", "code" => code.to_string()).increment(1);
+    if code == 1007 {
+        counter!("longhouse_errors_total", "kind" => "invalid_utf8").increment(1);
+    }
+}
+
+/// One Redis script call and how long it took.
+pub fn redis_command(script: &'static str, took: Duration) {
+    histogram!("longhouse_redis_command_seconds", "script" => script).record(took.as_secs_f64());
+}
+
+/// The kind of an `{"error":…}` message, from the documented start of its
+/// text (section 6); `None` for anything that is not an error.
+fn error_kind(text: &str) -> Option<&'static str> {
+    let message = text.strip_prefix("{\"error\":\"")?;
+    const KINDS: &[(&str, &str)] = &[
+        ("Space ID is required", "missing_space"),
+        ("No identity parameter", "missing_identity"),
+        ("Invalid id", "id_taken"),
+        ("Invalid", "invalid_join"),
+        ("Unauthorized", "unauthorized"),
+        ("Space is full", "space_full"),
+        ("Unparsable message", "unparsable"),
+        ("Unrecognized action", "unrecognized_action"),
+        ("Binary messages", "binary"),
+        ("Message too large", "too_large"),
+        ("Rate limit", "rate_limited"),
+    ];
+    Some(
+        KINDS
+            .iter()
+            .find(|(prefix, _)| message.starts_with(prefix))
+            .map_or("other", |(_, kind)| kind),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_kind;
+
+    #[test]
+    fn errors_are_told_apart_by_their_documented_start() {
+        assert_eq!(
+            error_kind(r#"{"error":"Invalid id: it is held by another identity"}"#),
+            Some("id_taken")
+        );
+        assert_eq!(
+            error_kind(r#"{"error":"Invalid space: too long"}"#),
+            Some("invalid_join")
+        );
+        assert_eq!(
+            error_kind(r#"{"error":"Unparsable message sent"}"#),
+            Some("unparsable")
+        );
+        assert_eq!(error_kind(r#"{"error":"Something new"}"#), Some("other"));
+        assert_eq!(error_kind(r#"{"ping":true}"#), None);
+        assert_eq!(error_kind(r#"{"id":"x","clients":[]}"#), None);
+    }
+}

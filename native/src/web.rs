@@ -1,0 +1,103 @@
+//! Plain HTTP requests beyond `/health`: the demo page (`/`,
+//! `/client.js`), `GET /metrics`, and a space's roster as JSON
+//! (`GET /{space}` with `Accept: application/json`).
+
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use longhouse_core::{roster_json, roster_token, ServerMessage, SpaceName};
+use tracing::warn;
+
+use crate::app::AppState;
+use crate::clock::now;
+
+/// The response for a plain (non-upgrade) request this module serves, or
+/// `None` to leave it to the default handling.
+pub async fn plain(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    if method != Method::GET && method != Method::HEAD {
+        return None;
+    }
+    let path = uri.path();
+    if path == "/health" {
+        return None;
+    }
+    if let Some(page) = crate::demo::serve(path) {
+        return Some(page);
+    }
+    if path == "/metrics" {
+        let text = crate::metrics::render(state.settings.store.space_count());
+        return Some(
+            (
+                StatusCode::OK,
+                [(
+                    header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )],
+                text,
+            )
+                .into_response(),
+        );
+    }
+    if wants_json(headers) {
+        return Some(roster(state, path, uri.query()).await);
+    }
+    None
+}
+
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+        })
+}
+
+/// `GET /{space}` as JSON: the same space and token rules as a join.
+async fn roster(state: &AppState, path: &str, query: Option<&str>) -> Response {
+    let space = match SpaceName::from_path(path) {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let token = roster_token(query);
+    if let Err(e) = state
+        .settings
+        .limits
+        .auth
+        .authorize(&space, None, token.as_deref(), now())
+    {
+        return error(StatusCode::UNAUTHORIZED, &format!("Unauthorized: {e}"));
+    }
+    match state.settings.store.roster(&space).await {
+        Ok(clients) => json(StatusCode::OK, roster_json(&space, clients)),
+        Err(why) => {
+            warn!(space = space.as_str(), error = %why, "roster request failed");
+            error(StatusCode::SERVICE_UNAVAILABLE, &why)
+        }
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    let body = ServerMessage::Error(message.to_owned()).encode();
+    json(status, body.to_string())
+}
+
+fn json(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,139 @@
+//! The edge target: the Worker built by `scripts/build-worker.sh`, served
+//! by `wrangler dev` (workerd) on loopback through `scripts/wrangler-dev.sh`.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::target::{
+    fresh_port, health_ok, log_path, spawn, workspace_root, Capability, Deployment, ServerProcess,
+    SpawnSpec, Target, TargetOptions,
+};
+
+/// `worker`: one `wrangler dev` per deployment. It has no signals to send,
+/// no keepalive (so idle spaces can hibernate) and no start-up exit on a
+/// bad var; its leases live in Durable Object storage, kept in a directory
+/// of the deployment's own.
+pub struct WorkerTarget {
+    capabilities: Vec<Capability>,
+}
+
+impl WorkerTarget {
+    /// The target; the Worker must have been built already.
+    pub fn new() -> Self {
+        WorkerTarget {
+            capabilities: vec![Capability::Edge],
+        }
+    }
+
+    /// Starts `wrangler dev` on `port` keeping storage in `persist`.
+    pub fn start_on(
+        &self,
+        options: TargetOptions,
+        label: &str,
+        port: u16,
+        persist: &std::path::Path,
+    ) -> Result<Arc<ServerProcess>> {
+        let root = workspace_root();
+        let built = root.join("crates/worker/build/index.js");
+        if !built.is_file() {
+            bail!(
+                "{} not found: build the Worker with scripts/build-worker.sh",
+                built.display()
+            );
+        }
+        let mut args = vec![
+            // Its own process group, so that stopping it stops workerd too.
+            "--wait".to_string(),
+            root.join("scripts/wrangler-dev.sh").display().to_string(),
+            "--port".into(),
+            port.to_string(),
+            "--persist-to".into(),
+            persist.display().to_string(),
+        ];
+        for (key, value) in options.env() {
+            args.push("--var".into());
+            args.push(format!("{key}:{value}"));
+        }
+        let spec = SpawnSpec {
+            program: PathBuf::from("setsid"),
+            args,
+            env: vec![],
+            env_remove: vec![],
+            log: log_path(label, port),
+        };
+        let log_path = spec.log.clone();
+        let child = spawn(spec).context("spawn scripts/wrangler-dev.sh")?;
+        let process = Arc::new(ServerProcess {
+            label: format!("worker[{label}]:{port}"),
+            port,
+            log_path,
+            pid: child.id() as i32,
+            child: Mutex::new(child),
+            status: Mutex::new(None),
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = process.try_status() {
+                bail!(
+                    "{} exited at start ({status}):\n{}",
+                    process.label,
+                    process.log_tail()
+                );
+            }
+            if health_ok(port) {
+                return Ok(process);
+            }
+            if Instant::now() >= deadline {
+                process.kill();
+                bail!(
+                    "{} did not answer GET /health within 60 s:\n{}",
+                    process.label,
+                    process.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Default for WorkerTarget {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A fresh storage directory for one deployment.
+pub fn persist_dir(label: &str, port: u16) -> Result<PathBuf> {
+    let dir = workspace_root()
+        .join("target/e2e-wrangler")
+        .join(format!("{label}-{port}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    Ok(dir)
+}
+
+impl Target for WorkerTarget {
+    fn name(&self) -> &str {
+        "worker"
+    }
+
+    fn capabilities(&self) -> &[Capability] {
+        &self.capabilities
+    }
+
+    fn start(&self, options: TargetOptions, label: &str) -> Result<Deployment> {
+        let mut last = anyhow!("not started");
+        for _attempt in 0..3 {
+            let port = fresh_port()?;
+            let persist = persist_dir(label, port)?;
+            match self.start_on(options, label, port, &persist) {
+                Ok(process) => return Ok(Deployment::new(options, vec![process], vec![])),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+}
