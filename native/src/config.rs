@@ -71,7 +71,7 @@ pub struct Config {
         long,
         env = "MAX_CLIENTS_PER_SPACE",
         value_name = "MAX_CLIENTS_PER_SPACE",
-        default_value_t = 1000
+        default_value_t = longhouse_core::DEFAULT_MAX_CLIENTS_PER_SPACE
     )]
     pub max_clients_per_space: usize,
     /// Messages a connection may send per second, sustained (token bucket);
@@ -80,11 +80,11 @@ pub struct Config {
         long,
         env = "MESSAGE_RATE",
         value_name = "MESSAGE_RATE",
-        default_value_t = 10
+        default_value_t = longhouse_core::DEFAULT_MESSAGE_RATE
     )]
     pub message_rate: u32,
     /// Messages a connection may send at once (the bucket's size).
-    #[arg(long, env = "MESSAGE_BURST", value_name = "MESSAGE_BURST", default_value_t = 20,
+    #[arg(long, env = "MESSAGE_BURST", value_name = "MESSAGE_BURST", default_value_t = longhouse_core::DEFAULT_MESSAGE_BURST,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub message_burst: u32,
     /// Page origins allowed to open a WebSocket (comma separated, `*` for

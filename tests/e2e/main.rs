@@ -11,6 +11,7 @@
 
 mod config;
 mod connect;
+mod edge;
 mod errors;
 mod events;
 mod faults;
@@ -237,6 +238,18 @@ fn cases() -> Vec<Case> {
             shutdown::memory_store_clients_come_back_with_their_ids_as_joins,
             Uses::Own,
             [Signals, MemoryStore]
+        ),
+        // The edge target (issue 4)
+        case!(edge::exact_pings_do_not_wake_the_object, DEFAULT, [Edge]),
+        case!(
+            edge::space_keeps_working_after_the_object_hibernates,
+            Uses::Shared(TargetOptions::DEFAULT.with_ttl_ms(15_000)),
+            [Edge]
+        ),
+        case!(
+            edge::presence_survives_a_restart_of_wrangler_dev,
+            Uses::Own,
+            [Edge]
         ),
         // Faults of a Redis-backed deployment (issue 3)
         case!(

@@ -564,6 +564,20 @@ impl Client {
         }
     }
 
+    /// Waits for the edge's answer to an exact ping, `{"pong":true}`
+    /// (server keepalives are skipped; anything else fails).
+    pub async fn expect_pong(&mut self, timeout: Duration) -> Result<Instant> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.read_until(deadline).await? {
+                None => bail!("{}: no {{\"pong\":true}} within {timeout:?}", self.label),
+                Some(r) if r.what.is_server_ping() => continue,
+                Some(r) if r.what.is_keepalive() => return Ok(r.at),
+                Some(r) => bail!("{}: expected {{\"pong\":true}}, got {}", self.label, r.what),
+            }
+        }
+    }
+
     pub async fn send(&mut self, msg: Message) -> Result<()> {
         let label = self.label.clone();
         let ws = self.ws()?;

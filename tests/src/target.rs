@@ -593,7 +593,7 @@ fn free_port() -> Result<u16> {
 
 /// Ports handed out by this process, so that two instances starting at once
 /// never get the same one.
-pub(crate) fn fresh_port() -> Result<u16> {
+pub fn fresh_port() -> Result<u16> {
     static USED: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
     let used = USED.get_or_init(Default::default);
     for _ in 0..50 {

@@ -24,7 +24,7 @@ impl WorkerTarget {
     /// The target; the Worker must have been built already.
     pub fn new() -> Self {
         WorkerTarget {
-            capabilities: vec![Capability::Edge],
+            capabilities: vec![Capability::Edge, Capability::DemoPage],
         }
     }
 
@@ -57,6 +57,9 @@ impl WorkerTarget {
             args.push("--var".into());
             args.push(format!("{key}:{value}"));
         }
+        // One log line per handler invocation: the edge cases count them.
+        args.push("--var".into());
+        args.push("TRACE_HANDLERS:1".into());
         let spec = SpawnSpec {
             program: PathBuf::from("setsid"),
             args,

@@ -30,7 +30,10 @@ pub use inbound::{decode, ClientMessage, Frame, MessageError};
 pub use join::{
     InvalidReason, JoinError, JoinRequest, SpaceName, MAX_IDENTITY_CHARS, MAX_SPACE_CHARS,
 };
-pub use limits::{origin_allowed, parse_origins, TokenBucket};
+pub use limits::{
+    origin_allowed, parse_origins, TokenBucket, DEFAULT_MAX_CLIENTS_PER_SPACE,
+    DEFAULT_MESSAGE_BURST, DEFAULT_MESSAGE_RATE,
+};
 pub use output::{Command, Disconnect, Output};
 pub use roster::{Lease, LeaveCause, Roster, RosterEvent, Sequenced};
 pub use roster_view::{roster_json, roster_token};

@@ -1,45 +1,77 @@
-//! The Worker's `fetch` handler: health check, and routing of WebSocket
-//! upgrades to the space's Durable Object.
+//! The Worker's `fetch` handler: health check and demo page, the origin
+//! check, refusal of bad joins, and routing of every valid join to its
+//! space's Durable Object.
 
-use serde_json::json;
-use worker::{event, js_sys, Context, Env, Method, Request, Response, Result, WebSocketPair};
+use longhouse_core::{origin_allowed, refuse_join, ConnId, JoinError, JoinRequest, Output};
+use worker::{event, Context, Env, Method, Request, Response, Result, WebSocketPair};
 
 /// The Durable Object namespace binding in `wrangler.toml`.
 const SPACES: &str = "SPACES";
 
+/// `clients/demo/index.html`, the demo page the native server serves too.
+const INDEX_HTML: &str = include_str!("../../../clients/demo/index.html");
+/// `clients/js/dist/index.js`, the client library the page loads.
+const CLIENT_JS: &str = include_str!("../../../clients/js/dist/index.js");
+
 /// Entry point for every HTTP request the Worker receives.
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    let path = req.path();
     if !crate::is_websocket_upgrade(&req) {
-        return match (req.method(), path.as_str()) {
+        return match (req.method(), req.path().as_str()) {
             (Method::Get, "/health") => Response::ok("ok"),
+            (Method::Get, "/" | "/index.html") => asset(INDEX_HTML, "text/html; charset=utf-8"),
+            (Method::Get, "/client.js") => asset(CLIENT_JS, "text/javascript; charset=utf-8"),
             _ => Response::error("Upgrade Required", 426),
         };
     }
-    let raw = path.strip_prefix('/').unwrap_or(&path);
-    // Placeholder canonicalisation: the real hub takes the space from
-    // longhouse-core's join parser, so that `/a%2Fb` and `/a/b` meet.
-    let space = js_sys::decode_uri_component(raw)
-        .ok()
-        .and_then(|s| s.as_string())
-        .unwrap_or_default();
-    if space.is_empty() {
-        return refuse("Space ID is required");
+    let config = crate::edge_config(&env);
+    let origin = req.headers().get("Origin")?;
+    if !origin_allowed(&config.allowed_origins, origin.as_deref()) {
+        return Response::error("Forbidden: origin not allowed", 403);
     }
-    let stub = env
-        .durable_object(SPACES)?
-        .id_from_name(&space)?
-        .get_stub()?;
-    stub.fetch_with_request(req).await
+    let url = req.url()?;
+    match JoinRequest::parse_with(url.path(), url.query(), &crate::auth(&config), crate::now()) {
+        // The object is named by the decoded space, so `/a%2Fb` and `/a/b`
+        // meet in one object.
+        Ok(join) => {
+            let stub = env
+                .durable_object(SPACES)?
+                .id_from_name(join.space.as_str())?
+                .get_stub()?;
+            stub.fetch_with_request(req).await
+        }
+        Err(error) => refuse(&error),
+    }
 }
 
-/// Accepts the upgrade in the Worker itself (no Durable Object), sends one
-/// error message and closes with 1008.
-fn refuse(message: &str) -> Result<Response> {
+fn asset(body: &str, content_type: &str) -> Result<Response> {
+    let mut response = Response::ok(body)?;
+    let headers = response.headers_mut();
+    headers.set("Content-Type", content_type)?;
+    headers.set("Cache-Control", "no-cache")?;
+    headers.set("X-Content-Type-Options", "nosniff")?;
+    Ok(response)
+}
+
+/// Accepts the upgrade in the Worker itself (no Durable Object is woken for
+/// a bad join) and plays the core's refusal: the error, then the close.
+fn refuse(error: &JoinError) -> Result<Response> {
+    if matches!(error, JoinError::Unauthorized(_)) {
+        // Logged without the token: the error names only the reason.
+        worker::console_log!(
+            "{}",
+            serde_json::json!({ "event": "join refused", "error": error.to_string() })
+        );
+    }
     let pair = WebSocketPair::new()?;
     pair.server.accept()?;
-    pair.server.send(&json!({ "error": message }))?;
-    pair.server.close(Some(1008), Some(message))?;
+    for output in refuse_join(ConnId(0), error) {
+        match output {
+            Output::Send { text, .. } => pair.server.send_with_str(&text)?,
+            Output::Close { code, .. } => {
+                pair.server.close(Some(code.code()), Some(code.reason()))?;
+            }
+        }
+    }
     Response::from_websocket(pair.client)
 }

@@ -15,6 +15,38 @@ mod ffi;
 #[cfg(target_arch = "wasm32")]
 pub mod space;
 
+/// The Worker's configuration: vars, and secrets for the auth secrets (a
+/// var of the same name also works, for `wrangler dev --var`).
+#[cfg(target_arch = "wasm32")]
+fn edge_config(env: &worker::Env) -> config::EdgeConfig {
+    let lookup = |name: &str| {
+        env.secret(name)
+            .ok()
+            .map(|v| v.to_string())
+            .or_else(|| env.var(name).ok().map(|v| v.to_string()))
+    };
+    config::EdgeConfig::from_lookup(lookup).unwrap_or_else(|err| {
+        worker::console_error!("{err}; using defaults");
+        config::EdgeConfig::default()
+    })
+}
+
+/// The join rules' authentication, from the configuration.
+#[cfg(target_arch = "wasm32")]
+fn auth(config: &config::EdgeConfig) -> longhouse_core::Auth {
+    longhouse_core::Auth::hs256(
+        config.auth_secret.as_deref().map(str::as_bytes),
+        config.auth_secret_previous.as_deref().map(str::as_bytes),
+    )
+}
+
+/// The runtime clock (`Date.now()`); inside a Worker it advances only
+/// across I/O, which is all the protocol needs.
+#[cfg(target_arch = "wasm32")]
+fn now() -> longhouse_core::UnixMillis {
+    longhouse_core::UnixMillis(u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0))
+}
+
 /// Whether `req` asks for a WebSocket upgrade (`Upgrade: websocket`).
 #[cfg(target_arch = "wasm32")]
 fn is_websocket_upgrade(req: &worker::Request) -> bool {

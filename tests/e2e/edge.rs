@@ -1,0 +1,179 @@
+//! What only the edge target has: a Durable Object that hibernates, pings
+//! answered without waking it, and leases kept in its storage. These read
+//! the handler trace the test target turns on (`TRACE_HANDLERS=1`).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use longhouse_e2e::target::{fresh_port, ServerProcess, TargetOptions};
+use longhouse_e2e::worker_target::{persist_dir, WorkerTarget};
+use longhouse_e2e::{Client, Ctx};
+
+/// Handler invocations the object logged for `space` so far.
+fn handler_lines(process: &ServerProcess, space: &str, handler: &str) -> usize {
+    let space = serde_json::to_string(space).expect("a string");
+    process
+        .log()
+        .lines()
+        .filter(|l| l.contains(&format!("\"space\":{space}")))
+        .filter(|l| l.contains(&format!("\"event\":\"{handler}\"")))
+        .count()
+}
+
+/// Polls the trace until `handler` has been logged `count` times for
+/// `space`, at most `timeout`.
+async fn await_handler(
+    process: &ServerProcess,
+    space: &str,
+    handler: &str,
+    count: usize,
+    timeout: Duration,
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let seen = handler_lines(process, space, handler);
+        if seen >= count {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{handler} logged {seen} times for {space}, expected {count} within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Exact pings are answered by the runtime (`{"pong":true}`) without
+/// running the object; any other spelling of a ping reaches it.
+pub async fn exact_pings_do_not_wake_the_object(cx: &Ctx) -> Result<()> {
+    let space = cx.space();
+    let process = cx.dep().instances()[0].clone();
+    let mut a = cx.join(&space, "alice").await?;
+    for _ in 0..5 {
+        a.ping().await?;
+        a.expect_pong(Duration::from_secs(5)).await?;
+    }
+    a.send_text(r#"{"action":"ping","spelled":"otherwise"}"#)
+        .await?;
+    // The one message that reached the object: five exact pings went
+    // before it on the same socket and none of them ran a handler.
+    await_handler(&process, &space, "message", 1, Duration::from_secs(5)).await?;
+    a.expect_silence().await?;
+    let seen = handler_lines(&process, &space, "message");
+    ensure!(
+        seen == 1,
+        "{seen} message handlers ran for 6 pings, 5 of them exact"
+    );
+    Ok(())
+}
+
+/// After more than ten idle seconds the object is evicted; the space it
+/// rebuilds from storage and attachments still joins, renews (pings
+/// answered while it slept count), leaves and expires correctly.
+pub async fn space_keeps_working_after_the_object_hibernates(cx: &Ctx) -> Result<()> {
+    let ttl = cx.ttl();
+    let space = cx.space();
+    let process = cx.dep().instances()[0].clone();
+    let mut a = cx.join(&space, "alice").await?;
+    let mut x = cx.join(&space, "xavier").await?;
+    a.expect_join(&x.member()).await?;
+    let x_welcomed = x.welcomed_at.context("welcomed")?;
+    let rebuilds = handler_lines(&process, &space, "rebuild");
+    // Idle for eleven seconds; alice pings (auto-answered) so her lease
+    // outlives xavier's, who never pings.
+    let idle_until = Instant::now() + Duration::from_secs(11);
+    while Instant::now() < idle_until {
+        a.ping().await?;
+        a.expect_pong(Duration::from_secs(5)).await?;
+        longhouse_e2e::let_time_pass(Duration::from_secs(2)).await;
+    }
+    let mut b = cx.join(&space, "bob").await?;
+    ensure!(
+        handler_lines(&process, &space, "rebuild") > rebuilds,
+        "the object did not rebuild after eleven idle seconds: no hibernation to test"
+    );
+    ensure!(
+        b.roster.contains(&a.member()) && b.roster.contains(&x.member()),
+        "rebuilt roster lost someone: {:?}",
+        b.roster
+    );
+    a.expect_join(&b.member()).await?;
+    x.expect_join(&b.member()).await?;
+    // xavier's lease ends one TTL after his join: expired and 4000 to him,
+    // a leave to the others within a second, and nothing for alice.
+    let expired = x.recv_json_timed(ttl + Duration::from_secs(2)).await?.0;
+    ensure!(
+        expired == serde_json::json!({"event": "expired"}),
+        "xavier got {expired}"
+    );
+    x.expect_close(4000).await?;
+    let left = a
+        .expect_leave_within(&x.member(), ttl + Duration::from_secs(2))
+        .await?;
+    ensure!(
+        left >= x_welcomed + ttl - Duration::from_millis(50)
+            && left <= x_welcomed + ttl + Duration::from_secs(1),
+        "xavier's leave came {:?} after his welcome; the lease is {ttl:?}",
+        left - x_welcomed
+    );
+    b.expect_leave(&x.member()).await?;
+    b.close().await?;
+    a.expect_leave(&b.member()).await?;
+    a.close().await?;
+    Ok(())
+}
+
+/// Leases are in the object's storage: `wrangler dev` restarted between a
+/// disconnect and a resume (as a deploy would) loses nobody, and the
+/// resumes are silent.
+pub async fn presence_survives_a_restart_of_wrangler_dev(cx: &Ctx) -> Result<()> {
+    let options = TargetOptions::DEFAULT;
+    let space = cx.space();
+    let target = WorkerTarget::new();
+    let label = "edge-restart";
+    let first_port = fresh_port()?;
+    let persist = persist_dir(label, first_port)?;
+    let (first, persist) = {
+        let persist2 = persist.clone();
+        let p = tokio::task::spawn_blocking(move || {
+            target.start_on(options, label, first_port, &persist2)
+        })
+        .await??;
+        (p, persist)
+    };
+    let base = first.ws_base();
+    let mut a = Client::join(&base, &space, "alice", None).await?;
+    let b = Client::join(&base, &space, "bob", None).await?;
+    a.expect_join(&b.member()).await?;
+    let (alice, bob) = (a.member(), b.member());
+    first.kill();
+    drop((a, b));
+
+    let second_port = fresh_port()?;
+    let second = tokio::task::spawn_blocking(move || {
+        WorkerTarget::new().start_on(options, label, second_port, &persist)
+    })
+    .await??;
+    let base = second.ws_base();
+    let outcome = async {
+        let b2 = Client::join(&base, &space, "bob", Some(&bob.id)).await?;
+        ensure!(
+            b2.member() == bob,
+            "bob came back as {:?}, was {bob:?}",
+            b2.member()
+        );
+        ensure!(
+            b2.roster.contains(&alice),
+            "alice's lease did not survive the restart: {:?}",
+            b2.roster
+        );
+        let mut b2 = b2;
+        let a2 = Client::join(&base, &space, "alice", Some(&alice.id)).await?;
+        ensure!(a2.member() == alice, "alice came back as {:?}", a2.member());
+        b2.expect_silence().await?;
+        Ok(())
+    }
+    .await;
+    second.kill();
+    outcome
+}
