@@ -407,7 +407,7 @@ type SpawnRequest = (SpawnSpec, mpsc::Sender<io::Result<Child>>);
 /// *thread* that forked the child ends, not the process; test threads come
 /// and go, so every child is forked from a thread that lives as long as the
 /// test process does.
-pub(crate) fn spawn(spec: SpawnSpec) -> io::Result<Child> {
+fn spawn(spec: SpawnSpec) -> io::Result<Child> {
     static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
     let sender = SPAWNER
         .get_or_init(|| {
@@ -472,12 +472,63 @@ pub struct ServerProcess {
     pub label: String,
     pub port: u16,
     pub log_path: PathBuf,
-    pub(crate) pid: i32,
-    pub(crate) child: Mutex<Child>,
-    pub(crate) status: Mutex<Option<ExitStatus>>,
+    pid: i32,
+    child: Mutex<Child>,
+    status: Mutex<Option<ExitStatus>>,
 }
 
 impl ServerProcess {
+    /// Spawns `spec` (through the spawner thread) as the process `label`
+    /// listening on `port`.
+    pub(crate) fn spawn(spec: SpawnSpec, label: String, port: u16) -> io::Result<ServerProcess> {
+        let log_path = spec.log.clone();
+        let child = spawn(spec)?;
+        Ok(ServerProcess {
+            label,
+            port,
+            log_path,
+            pid: child.id() as i32,
+            child: Mutex::new(child),
+            status: Mutex::new(None),
+        })
+    }
+
+    /// Waits until the process answers `GET /health` with `200 ok`, at
+    /// most `timeout`; an exit or the deadline is an error (killing it at
+    /// the deadline). `Ok(false)`: it exited, worth another try.
+    pub(crate) fn await_health(&self, timeout: Duration) -> Result<bool> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.try_status().is_some() {
+                return Ok(false);
+            }
+            if health_ok(self.port) {
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                self.kill();
+                bail!(
+                    "{} did not answer GET /health with 200 ok within {timeout:?}; log {}:\n{}",
+                    self.label,
+                    self.log_path.display(),
+                    self.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Why a process that exited at start did: its status and log.
+    pub(crate) fn exited_at_start(&self) -> anyhow::Error {
+        let status = self.try_status().map(describe_status).unwrap_or_default();
+        anyhow!(
+            "{} exited at start ({status}); log {}:\n{}",
+            self.label,
+            self.log_path.display(),
+            self.log_tail()
+        )
+    }
+
     pub fn ws_base(&self) -> String {
         format!("ws://127.0.0.1:{}", self.port)
     }
@@ -771,41 +822,14 @@ impl NativeTarget {
             let mut env = options.env();
             env.extend(extra_env.iter().cloned());
             let spec = self.spec(port, env, label);
-            let log_path = spec.log.clone();
-            let child = spawn(spec).with_context(|| format!("spawn {}", self.bin.display()))?;
-            let process = Arc::new(ServerProcess {
-                label: format!("{}[{label}]:{port}", self.name),
-                port,
-                log_path,
-                pid: child.id() as i32,
-                child: Mutex::new(child),
-                status: Mutex::new(None),
-            });
-            let deadline = Instant::now() + Duration::from_secs(20);
-            loop {
-                if let Some(status) = process.try_status() {
-                    last_error = anyhow!(
-                        "{} exited at start ({status}); log {}:\n{}",
-                        process.label,
-                        process.log_path.display(),
-                        process.log_tail()
-                    );
-                    break;
-                }
-                if health_ok(port) {
-                    return Ok(process);
-                }
-                if Instant::now() >= deadline {
-                    process.kill();
-                    bail!(
-                        "{} did not answer GET /health with 200 ok within 20 s; log {}:\n{}",
-                        process.label,
-                        process.log_path.display(),
-                        process.log_tail()
-                    );
-                }
-                std::thread::sleep(Duration::from_millis(25));
+            let process =
+                ServerProcess::spawn(spec, format!("{}[{label}]:{port}", self.name), port)
+                    .with_context(|| format!("spawn {}", self.bin.display()))?;
+            let process = Arc::new(process);
+            if process.await_health(Duration::from_secs(20))? {
+                return Ok(process);
             }
+            last_error = process.exited_at_start();
         }
         Err(last_error)
     }
@@ -877,16 +901,7 @@ impl Target for NativeTarget {
             spec.env
                 .push(("REDIS_URL".into(), "redis://127.0.0.1:9".into()));
         }
-        let log_path = spec.log.clone();
-        let child = spawn(spec)?;
-        let process = ServerProcess {
-            label: format!("{}[{label}]:{port}", self.name),
-            port,
-            log_path,
-            pid: child.id() as i32,
-            child: Mutex::new(child),
-            status: Mutex::new(None),
-        };
+        let process = ServerProcess::spawn(spec, format!("{}[{label}]:{port}", self.name), port)?;
         match process.wait_exit_blocking(timeout) {
             Some(status) => Ok((status, process.log())),
             None => {
@@ -940,17 +955,11 @@ pub fn start_redis_on(port: u16, label: &str) -> Result<Arc<ServerProcess>> {
             env_remove: vec![],
             log: log_path(label, port),
         };
-        let log_path = spec.log.clone();
-        let child = spawn(spec)
-            .context("spawn redis-server (scripts/setup.sh installs it from Debian's packages)")?;
-        let process = Arc::new(ServerProcess {
-            label: format!("redis[{label}]:{port}"),
-            port,
-            log_path,
-            pid: child.id() as i32,
-            child: Mutex::new(child),
-            status: Mutex::new(None),
-        });
+        let process = Arc::new(
+            ServerProcess::spawn(spec, format!("redis[{label}]:{port}"), port).context(
+                "spawn redis-server (scripts/setup.sh installs it from Debian's packages)",
+            )?,
+        );
         loop {
             if redis_ping(port) {
                 return Ok(process);
@@ -1005,16 +1014,10 @@ pub fn start_redis_cluster(label: &str) -> Result<Vec<Arc<ServerProcess>>> {
             env_remove: vec![],
             log: log_path(&format!("{label}-node{i}"), port),
         };
-        let log_path = spec.log.clone();
-        let child = spawn(spec).context("spawn redis-server")?;
-        nodes.push(Arc::new(ServerProcess {
-            label: format!("redis-cluster[{label}]:{port}"),
-            port,
-            log_path,
-            pid: child.id() as i32,
-            child: Mutex::new(child),
-            status: Mutex::new(None),
-        }));
+        nodes.push(Arc::new(
+            ServerProcess::spawn(spec, format!("redis-cluster[{label}]:{port}"), port)
+                .context("spawn redis-server")?,
+        ));
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     for n in &nodes {

@@ -2,14 +2,14 @@
 //! by `wrangler dev` (workerd) on loopback through `scripts/wrangler-dev.sh`.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::target::{
-    fresh_port, health_ok, log_path, spawn, workspace_root, Capability, Deployment, ServerProcess,
-    SpawnSpec, Target, TargetOptions,
+    fresh_port, log_path, workspace_root, Capability, Deployment, ServerProcess, SpawnSpec, Target,
+    TargetOptions,
 };
 
 /// `worker`: one `wrangler dev` per deployment. It has no signals to send,
@@ -67,37 +67,14 @@ impl WorkerTarget {
             env_remove: vec![],
             log: log_path(label, port),
         };
-        let log_path = spec.log.clone();
-        let child = spawn(spec).context("spawn scripts/wrangler-dev.sh")?;
-        let process = Arc::new(ServerProcess {
-            label: format!("worker[{label}]:{port}"),
-            port,
-            log_path,
-            pid: child.id() as i32,
-            child: Mutex::new(child),
-            status: Mutex::new(None),
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = process.try_status() {
-                bail!(
-                    "{} exited at start ({status}):\n{}",
-                    process.label,
-                    process.log_tail()
-                );
-            }
-            if health_ok(port) {
-                return Ok(process);
-            }
-            if Instant::now() >= deadline {
-                process.kill();
-                bail!(
-                    "{} did not answer GET /health within 60 s:\n{}",
-                    process.label,
-                    process.log_tail()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let process = Arc::new(
+            ServerProcess::spawn(spec, format!("worker[{label}]:{port}"), port)
+                .context("spawn scripts/wrangler-dev.sh")?,
+        );
+        if process.await_health(Duration::from_secs(60))? {
+            Ok(process)
+        } else {
+            Err(process.exited_at_start())
         }
     }
 }
