@@ -31,7 +31,10 @@ cleanup() {
 trap cleanup EXIT
 
 start() {
-  local env=(PORT="$port" HOST=127.0.0.1 PRESENCE_TTL=600000 KEEPALIVE_MS=30000 RUST_LOG=warn NO_COLOR=1)
+  # No per-space or per-process cap (servers after 78e5afe default to 1,000
+  # per space and 10,000 connections; older ones ignore these variables).
+  local env=(PORT="$port" HOST=127.0.0.1 PRESENCE_TTL=600000 KEEPALIVE_MS=30000 RUST_LOG=warn NO_COLOR=1
+    MAX_CLIENTS_PER_SPACE=0 MAX_CONNECTIONS=0)
   if [ "$store" = redis ]; then
     redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >/dev/null 2>&1 &
     redis=$!
