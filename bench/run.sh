@@ -17,7 +17,7 @@ server_bin="${LONGHOUSE:-target/release/longhouse}"
 loadgen_bin="${LOADGEN:-target/release/longhouse-loadgen}"
 port="${PORT:-17003}"
 redis_port=$((port + 1))
-out=bench/results
+out="${OUT:-bench/results}"
 mkdir -p "$out"
 
 server=""

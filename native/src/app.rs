@@ -72,8 +72,10 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response {
     upgrade
         // A presence client sends pings of a few dozen bytes: small buffers
         // keep idle sockets cheap (the library reserves 128 KiB by default).
-        .read_buffer_size(4096)
-        .write_buffer_size(0)
+        .read_buffer_size(1024)
+        // Frames are fed in bursts and flushed once per burst (see
+        // connection.rs), so a small write buffer batches them into one write.
+        .write_buffer_size(16 * 1024)
         .max_write_buffer_size(1 << 20)
         // The library's own limit is a hard cap well above the protocol's:
         // a message over MAX_MESSAGE_BYTES must be read whole so the core can

@@ -155,11 +155,30 @@ async fn pump(
             }
             out = inbox.recv() => match out {
                 Some(Outbound::Text(text)) => {
-                    crate::metrics::sent(&text);
+                    // Everything already queued goes out with one flush (one
+                    // write to the kernel), up to a close.
+                    let mut close_after = None;
+                    let burst = async {
+                        crate::metrics::sent(&text);
+                        sink.feed(Message::Text(text.as_ref().into())).await?;
+                        while let Some(next) = inbox.try_recv() {
+                            match next {
+                                Outbound::Text(text) => {
+                                    crate::metrics::sent(&text);
+                                    sink.feed(Message::Text(text.as_ref().into())).await?;
+                                }
+                                Outbound::Close(code) => {
+                                    close_after = Some(code);
+                                    break;
+                                }
+                            }
+                        }
+                        sink.flush().await
+                    };
                     // A write blocked by a client that does not read must
                     // not outlive the overflow that gives up on it.
                     tokio::select! {
-                        sent = sink.send(Message::Text(text.as_ref().into())) => {
+                        sent = burst => {
                             if sent.is_err() {
                                 return Some(Disconnect::Lost);
                             }
@@ -168,6 +187,10 @@ async fn pump(
                             warn!(space = space.as_str(), conn = %conn, "send queue full: connection dropped as lost");
                             return Some(Disconnect::Lost);
                         }
+                    }
+                    if let Some(code) = close_after {
+                        close(&mut sink, &mut stream, code).await;
+                        return None;
                     }
                 }
                 Some(Outbound::Close(code)) => {

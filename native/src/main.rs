@@ -42,6 +42,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Every socket is a file: take the hard limit, not the soft default
+    // (often 1,024), so the process holds what MAX_CONNECTIONS allows.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => info!(open_files = limit, "open-files limit"),
+        Err(e) => warn!(error = %e, "could not raise the open-files limit"),
+    }
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -78,6 +78,12 @@ impl Inbox {
         self.rx.recv().await
     }
 
+    /// The next message if one is already queued, without waiting: lets
+    /// the socket's task write a burst with one flush.
+    pub fn try_recv(&mut self) -> Option<Outbound> {
+        self.rx.try_recv().ok()
+    }
+
     /// A handle that resolves once the queue overflowed, usable while the
     /// inbox itself is borrowed for `recv`.
     pub fn overflow(&self) -> Overflowed {
