@@ -126,6 +126,27 @@ pub async fn expiry_counts_from_last_ping(cx: &Ctx) -> Result<()> {
     check_expiry_timing("leave after last ping", at, before_ping, sent, ttl)
 }
 
+/// A ping just before the connection is lost still counts: the lease runs
+/// TTL from that ping, not from the join (on the edge, where the runtime
+/// answers the ping, the object counts it when the socket goes).
+pub async fn lost_after_a_ping_expires_from_the_ping(cx: &Ctx) -> Result<()> {
+    let space = cx.space();
+    let ttl = cx.ttl();
+    let mut observer = cx.join(&space, "observer").await?;
+    let mut subject = cx.join(&space, "subject").await?;
+    observer.expect_join(&subject.member()).await?;
+    observer.expect_silence_for(ttl * 2 / 3).await?;
+    observer.ping().await?;
+    let before_ping = Instant::now();
+    let sent = subject.ping().await?;
+    subject.drop_tcp()?;
+    outlive_subject(&mut observer, ttl).await?;
+    let at = observer
+        .expect_leave_within(&subject.member(), expiry_wait(ttl))
+        .await?;
+    check_expiry_timing("leave after ping then loss", at, before_ping, sent, ttl)
+}
+
 /// Only `{"action":"ping"}` renews: unparsable, unrecognized and binary
 /// messages, a keepalive echoed back, and near-misses of `ping` do not.
 pub async fn non_ping_messages_do_not_renew(cx: &Ctx) -> Result<()> {

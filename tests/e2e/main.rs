@@ -161,6 +161,7 @@ fn cases() -> Vec<Case> {
         ),
         case!(leases::expiry_leave_within_one_second_of_lease_end, SHORT),
         case!(leases::expiry_counts_from_last_ping, SHORT),
+        case!(leases::lost_after_a_ping_expires_from_the_ping, SHORT),
         case!(leases::non_ping_messages_do_not_renew, SHORT),
         case!(leases::clean_close_leaves_at_once, DEFAULT),
         case!(leases::lost_connection_keeps_lease_until_expiry, SHORT),

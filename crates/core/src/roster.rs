@@ -205,6 +205,29 @@ impl Roster {
         }
     }
 
+    /// Extends the lease held by `holder` as of `at` if it has not been
+    /// swept yet, alive at `at` or not. For a target that learns only of a
+    /// connection's latest ping, and only when it wakes: a ping answered
+    /// after the lease's end but before a (late) sweep means the client kept
+    /// pinging, so it must not be expired for the target's lateness.
+    pub fn renew_unswept(
+        &mut self,
+        id: &ClientId,
+        holder: ConnId,
+        at: UnixMillis,
+        ttl_ms: u64,
+    ) -> bool {
+        match self.leases.get(id) {
+            Some(lease) if lease.holder == holder => {
+                let mut lease = self.remove(id).expect("present");
+                lease.expires_at = lease.expires_at.max(at.plus(ttl_ms));
+                self.insert(lease);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Ends the lease `id` at once if `holder` still holds it (a clean
     /// close); a replaced connection's close ends nothing.
     pub fn leave(&mut self, id: &ClientId, holder: ConnId) -> Option<Sequenced> {

@@ -112,12 +112,13 @@ impl Space {
 
     /// A ping that the target answered without waking the space (the edge's
     /// auto-response) renews the lease as of when it was answered. It does
-    /// not sweep first: a lease alive at `at` is renewed even if the space
-    /// only learns of the ping after the lease would have run out.
+    /// not sweep first: a lease not swept yet is renewed even if the space
+    /// only learns of the ping after the lease would have run out (the
+    /// target knows only the latest answer, and its alarm may be late).
     pub fn renew_at(&mut self, conn: ConnId, at: UnixMillis) -> Step {
         let mut step = Step::default();
         if let Some(id) = self.hub.client_of(conn).cloned() {
-            if self.roster.renew(&id, conn, at, self.config.ttl_ms) {
+            if self.roster.renew_unswept(&id, conn, at, self.config.ttl_ms) {
                 step.renewed.push(id);
             }
         }

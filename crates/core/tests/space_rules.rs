@@ -1576,3 +1576,22 @@ fn rate_limited_frame_is_an_error_then_1008_and_ends_the_lease() {
     assert_eq!(h.last_kinds(), vec!["leave"]);
     assert_eq!(h.take(a).len(), 1);
 }
+
+/// The edge knows only a connection's latest auto-answered ping, and its
+/// alarm can be late: a ping answered after the lease's end but before the
+/// sweep still renews (the client kept pinging); after the sweep, nothing.
+#[test]
+fn renew_at_after_the_end_but_before_the_sweep_renews() {
+    let mut h = Harness::with(1000, MAX);
+    let a = h.join("a", Some("a"));
+    let step = h.space.renew_at(a, UnixMillis(T0 + 1200));
+    assert_eq!(step.renewed, vec![ClientId::parse("a").unwrap()]);
+    assert_eq!(h.lease("a").unwrap().expires_at, UnixMillis(T0 + 2200));
+    h.tick_at(T0 + 2200);
+    assert_eq!(h.closed_with(a), Some(4000));
+    assert!(h
+        .space
+        .renew_at(a, UnixMillis(T0 + 2300))
+        .renewed
+        .is_empty());
+}

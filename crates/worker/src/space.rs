@@ -307,10 +307,7 @@ impl Space {
         let answered: Vec<(ConnId, u64)> = live
             .sockets
             .iter()
-            .filter_map(|(conn, ws)| {
-                let at = u64::try_from(ffi::auto_response_timestamp_ms(&self.state, ws)?).ok()?;
-                (live.auto_pings.get(conn) != Some(&at)).then_some((*conn, at))
-            })
+            .filter_map(|(conn, ws)| Some((*conn, auto_ping(&self.state, live, *conn, ws)?)))
             .collect();
         for (conn, at) in answered {
             live.auto_pings.insert(conn, at);
@@ -325,6 +322,12 @@ impl Space {
         };
         let step = {
             let mut live = self.live()?;
+            // A lost connection keeps its lease: its last auto-answered ping
+            // must count before the socket is forgotten.
+            if let Some(at) = auto_ping(&self.state, &live, conn, ws) {
+                let renewed = live.space.renew_at(conn, UnixMillis(at));
+                self.persist(&live, &renewed)?;
+            }
             live.sockets.remove(&conn);
             live.auto_pings.remove(&conn);
             live.buckets.remove(&conn);
@@ -420,6 +423,13 @@ impl Space {
     fn space_name(&self) -> String {
         self.state.id().name().unwrap_or_default()
     }
+}
+
+/// When the runtime last answered an exact ping on `ws`, if that answer has
+/// not been counted as a renewal yet.
+fn auto_ping(state: &State, live: &Live, conn: ConnId, ws: &WebSocket) -> Option<u64> {
+    let at = u64::try_from(ffi::auto_response_timestamp_ms(state, ws)?).ok()?;
+    (live.auto_pings.get(&conn) != Some(&at)).then_some(at)
 }
 
 /// The connection of a socket the object has not closed itself.
