@@ -344,7 +344,7 @@ pub async fn server_survives_hostile_clients_and_observer_loses_nothing(cx: &Ctx
                     .await?;
             }
             let mut buf = [0u8; 16];
-            let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+            let n = tokio::time::timeout(Duration::from_secs(20), s.read(&mut buf))
                 .await
                 .context("a half-open handshake was never dropped")?
                 .unwrap_or(0);
@@ -352,7 +352,13 @@ pub async fn server_survives_hostile_clients_and_observer_loses_nothing(cx: &Ctx
             anyhow::Ok(())
         }
     });
-    for r in join_all(half_open).await {
+    // A hundred connecting at a time: the point is that the server drops
+    // what never finishes, not how fast the kernel accepts a SYN flood.
+    let results: Vec<Result<()>> = futures_util::stream::iter(half_open)
+        .buffer_unordered(100)
+        .collect()
+        .await;
+    for r in results {
         r?;
     }
 
