@@ -192,17 +192,8 @@ impl Roster {
     /// Extends a live lease held by `holder`; false if there is none (it
     /// expired, or another connection holds it now).
     pub fn renew(&mut self, id: &ClientId, holder: ConnId, now: UnixMillis, ttl_ms: u64) -> bool {
-        match self.leases.get(id) {
-            Some(lease) if lease.holder == holder && lease.is_alive(now) => {
-                let mut lease = self.remove(id).expect("present");
-                // Never shortens: a ping reported late (the edge learns of
-                // auto-answered pings afterwards) cannot undo a later one.
-                lease.expires_at = lease.expires_at.max(now.plus(ttl_ms));
-                self.insert(lease);
-                true
-            }
-            _ => false,
-        }
+        self.leases.get(id).is_some_and(|lease| lease.is_alive(now))
+            && self.renew_unswept(id, holder, now, ttl_ms)
     }
 
     /// Extends the lease held by `holder` as of `at` if it has not been
