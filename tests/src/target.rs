@@ -934,6 +934,22 @@ pub fn start_redis(label: &str) -> Result<Arc<ServerProcess>> {
     Err(last)
 }
 
+/// A `redis-server` on loopback `port` with no persistence.
+fn redis_args(port: u16) -> Vec<String> {
+    [
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
 /// Starts `redis-server` on `port` (retrying for a while if the port is
 /// still held by a process that is going away).
 pub fn start_redis_on(port: u16, label: &str) -> Result<Arc<ServerProcess>> {
@@ -941,16 +957,7 @@ pub fn start_redis_on(port: u16, label: &str) -> Result<Arc<ServerProcess>> {
     loop {
         let spec = SpawnSpec {
             program: PathBuf::from("redis-server"),
-            args: vec![
-                "--port".into(),
-                port.to_string(),
-                "--bind".into(),
-                "127.0.0.1".into(),
-                "--save".into(),
-                String::new(),
-                "--appendonly".into(),
-                "no".into(),
-            ],
+            args: redis_args(port),
             env: vec![],
             env_remove: vec![],
             log: log_path(label, port),
@@ -996,20 +1003,15 @@ pub fn start_redis_cluster(label: &str) -> Result<Vec<Arc<ServerProcess>>> {
         let _ = fs::remove_file(&conf);
         let spec = SpawnSpec {
             program: PathBuf::from("redis-server"),
-            args: vec![
-                "--port".into(),
-                port.to_string(),
-                "--bind".into(),
-                "127.0.0.1".into(),
-                "--save".into(),
-                String::new(),
-                "--appendonly".into(),
-                "no".into(),
-                "--cluster-enabled".into(),
-                "yes".into(),
-                "--cluster-config-file".into(),
-                conf.display().to_string(),
-            ],
+            args: redis_args(port)
+                .into_iter()
+                .chain([
+                    "--cluster-enabled".into(),
+                    "yes".into(),
+                    "--cluster-config-file".into(),
+                    conf.display().to_string(),
+                ])
+                .collect(),
             env: vec![],
             env_remove: vec![],
             log: log_path(&format!("{label}-node{i}"), port),
