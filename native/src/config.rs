@@ -27,19 +27,19 @@ pub struct Config {
     pub port: u16,
     /// Lease length, ms (at least 1).
     #[arg(long = "presence-ttl", env = "PRESENCE_TTL", value_name = "PRESENCE_TTL",
-          default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
+          default_value_t = longhouse_core::DEFAULT_PRESENCE_TTL_MS, value_parser = clap::value_parser!(u64).range(1..))]
     pub ttl_ms: u64,
     /// Server keepalive period, ms; 0 turns it off.
     #[arg(
         long,
         env = "KEEPALIVE_MS",
         value_name = "KEEPALIVE_MS",
-        default_value_t = 30_000
+        default_value_t = longhouse_core::DEFAULT_KEEPALIVE_MS
     )]
     pub keepalive_ms: u64,
     /// Largest accepted message, bytes (at least 64).
     #[arg(long, env = "MAX_MESSAGE_BYTES", value_name = "MAX_MESSAGE_BYTES",
-          default_value_t = 4096, value_parser = at_least_64)]
+          default_value_t = longhouse_core::DEFAULT_MAX_MESSAGE_BYTES, value_parser = at_least_64)]
     pub max_message_bytes: usize,
     /// Redis store URL; unset: in-memory store.
     #[arg(long, env = "REDIS_URL", value_name = "REDIS_URL")]

@@ -72,8 +72,8 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             auth: Auth::off(),
-            message_rate: 10,
-            message_burst: 20,
+            message_rate: longhouse_core::DEFAULT_MESSAGE_RATE,
+            message_burst: longhouse_core::DEFAULT_MESSAGE_BURST,
             max_queued: 1024,
             origins: Vec::new(),
             connections: None,

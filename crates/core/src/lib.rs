@@ -9,6 +9,7 @@
 mod client_id;
 mod close;
 mod conn_id;
+pub mod defaults;
 mod hub;
 mod inbound;
 mod join;
@@ -25,15 +26,16 @@ mod wire;
 pub use client_id::{ClientId, MAX_ID_CHARS};
 pub use close::CloseCode;
 pub use conn_id::ConnId;
+pub use defaults::{
+    DEFAULT_KEEPALIVE_MS, DEFAULT_MAX_CLIENTS_PER_SPACE, DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_MESSAGE_BURST, DEFAULT_MESSAGE_RATE, DEFAULT_PRESENCE_TTL_MS,
+};
 pub use hub::{refuse, Hub};
 pub use inbound::{decode, ClientMessage, Frame, MessageError};
 pub use join::{
     InvalidReason, JoinError, JoinRequest, SpaceName, MAX_IDENTITY_CHARS, MAX_SPACE_CHARS,
 };
-pub use limits::{
-    origin_allowed, parse_origins, TokenBucket, DEFAULT_MAX_CLIENTS_PER_SPACE,
-    DEFAULT_MESSAGE_BURST, DEFAULT_MESSAGE_RATE,
-};
+pub use limits::{origin_allowed, parse_origins, TokenBucket};
 pub use output::{Command, Disconnect, Output};
 pub use roster::{Lease, LeaveCause, Roster, RosterEvent, Sequenced};
 pub use roster_view::{roster_json, roster_token};

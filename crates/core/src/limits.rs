@@ -2,13 +2,6 @@
 //! message rate and the allowed browser origins. Pure functions of their
 //! inputs (time included), so the edge and native targets cannot drift.
 
-/// Default `MAX_CLIENTS_PER_SPACE`, on every target.
-pub const DEFAULT_MAX_CLIENTS_PER_SPACE: usize = 1000;
-/// Default `MESSAGE_RATE` (messages a second, sustained), on every target.
-pub const DEFAULT_MESSAGE_RATE: u32 = 10;
-/// Default `MESSAGE_BURST` (messages at once), on every target.
-pub const DEFAULT_MESSAGE_BURST: u32 = 20;
-
 /// A token bucket: `burst` messages at once, refilled at `per_sec` a
 /// second. One per connection; the target passes the time in.
 #[derive(Debug, Clone, PartialEq, Eq)]

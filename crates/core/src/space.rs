@@ -23,8 +23,8 @@ pub struct SpaceConfig {
 impl Default for SpaceConfig {
     fn default() -> Self {
         SpaceConfig {
-            ttl_ms: 60_000,
-            max_message_bytes: 4096,
+            ttl_ms: crate::DEFAULT_PRESENCE_TTL_MS,
+            max_message_bytes: crate::DEFAULT_MAX_MESSAGE_BYTES,
         }
     }
 }

@@ -7,13 +7,9 @@
 use std::fmt;
 
 use longhouse_core::{
-    parse_origins, DEFAULT_MAX_CLIENTS_PER_SPACE, DEFAULT_MESSAGE_BURST, DEFAULT_MESSAGE_RATE,
+    parse_origins, DEFAULT_MAX_CLIENTS_PER_SPACE, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MESSAGE_BURST,
+    DEFAULT_MESSAGE_RATE, DEFAULT_PRESENCE_TTL_MS,
 };
-
-/// Default lease length, milliseconds.
-pub const DEFAULT_PRESENCE_TTL_MS: u64 = 60_000;
-/// Default largest accepted message, bytes.
-pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 4_096;
 
 /// The vars the edge target reads, already validated.
 #[derive(Clone, PartialEq, Eq)]
@@ -21,7 +17,7 @@ pub struct EdgeConfig {
     /// `PRESENCE_TTL`: lease length in milliseconds.
     pub presence_ttl_ms: u64,
     /// `MAX_MESSAGE_BYTES`: largest accepted frame in bytes.
-    pub max_message_bytes: u64,
+    pub max_message_bytes: usize,
     /// `MAX_CLIENTS_PER_SPACE`: leases per space, 0 for no limit.
     pub max_clients_per_space: usize,
     /// `MESSAGE_RATE`: messages a second per connection, 0 for no limit.

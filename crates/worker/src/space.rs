@@ -93,7 +93,7 @@ impl DurableObject for Space {
             sql,
             config: SpaceConfig {
                 ttl_ms: edge.presence_ttl_ms,
-                max_message_bytes: usize::try_from(edge.max_message_bytes).unwrap_or(usize::MAX),
+                max_message_bytes: edge.max_message_bytes,
             },
             auth: crate::auth(&edge),
             edge,
