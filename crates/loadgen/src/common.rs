@@ -65,14 +65,26 @@ pub async fn settle(
     quiet: Duration,
     grace: Duration,
 ) -> bool {
-    let mut last = value();
+    settle_with(&value, expected, &value, quiet, grace).await
+}
+
+/// [`settle`], with quiet judged on `progress` (which moves while `value`
+/// may not, as when the last updates queue behind a backlog).
+pub async fn settle_with(
+    value: impl Fn() -> u64,
+    expected: u64,
+    progress: impl Fn() -> u64,
+    quiet: Duration,
+    grace: Duration,
+) -> bool {
+    let mut last = progress();
     let mut moved = Instant::now();
     loop {
-        let v = value();
-        if v >= expected {
+        if value() >= expected {
             tokio::time::sleep(grace).await;
             return true;
         }
+        let v = progress();
         if v != last {
             last = v;
             moved = Instant::now();

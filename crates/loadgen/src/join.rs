@@ -254,7 +254,10 @@ pub async fn run(target: &Target, args: &JoinArgs) -> (Value, bool) {
         "  unexpected events {}, sockets dropped by the server {dropped}",
         acc.unexpected
     );
-    println!("  cpu, joins until every remote join arrived: {}", show_cpu(&cpu));
+    println!(
+        "  cpu, joins until every remote join arrived: {}",
+        show_cpu(&cpu)
+    );
     let mut redis = Value::Null;
     if let (Some(r0), Some(r1), Some(r2)) = (&redis_0, &redis_1, &redis_2) {
         let joins = redis_delta(r0, r1);

@@ -139,13 +139,23 @@ mod tests {
     fn a_skipped_update_is_reached_by_the_next_one_that_arrives() {
         // Sender 0 sends seq 1, 2, 3 at 0, 1000, 2000 µs.
         let at = [0, 0, 1000, 2000];
-        let senders = [Sent { n: 0, at: &at }, Sent { n: 1, at: &[0] }, Sent { n: 2, at: &[0] }];
+        let senders = [
+            Sent { n: 0, at: &at },
+            Sent { n: 1, at: &[0] },
+            Sent { n: 2, at: &[0] },
+        ];
         // Receiver 1 gets all three; receiver 2 gets 1 and 3 (2 coalesced).
         let r1 = [d(0, 1, 500), d(0, 2, 1500), d(0, 3, 2500)];
         let r2 = [d(0, 1, 700), d(0, 3, 2600)];
         let receivers = [
-            Received { n: 1, deliveries: &r1 },
-            Received { n: 2, deliveries: &r2 },
+            Received {
+                n: 1,
+                deliveries: &r1,
+            },
+            Received {
+                n: 2,
+                deliveries: &r2,
+            },
         ];
         let f = measure(&senders, &receivers);
         // seq 1: last receiver at 700; seq 2: receiver 2 had it (via 3) at
@@ -166,8 +176,14 @@ mod tests {
         let senders = [Sent { n: 0, at: &at }, Sent { n: 1, at: &[0] }];
         let r1 = [d(0, 1, 15)];
         let receivers = [
-            Received { n: 0, deliveries: &[] },
-            Received { n: 1, deliveries: &r1 },
+            Received {
+                n: 0,
+                deliveries: &[],
+            },
+            Received {
+                n: 1,
+                deliveries: &r1,
+            },
         ];
         let f = measure(&senders, &receivers);
         assert_eq!(f.to_last_ms, vec![0.005]);
@@ -183,7 +199,10 @@ mod tests {
         let senders = [Sent { n: 0, at: &at }, Sent { n: 1, at: &[0] }];
         // seq 2 arrives before seq 1 (out of order).
         let r1 = [d(0, 2, 150), d(0, 1, 300)];
-        let receivers = [Received { n: 1, deliveries: &r1 }];
+        let receivers = [Received {
+            n: 1,
+            deliveries: &r1,
+        }];
         let f = measure(&senders, &receivers);
         assert_eq!(f.to_last_ms, vec![0.15, 0.05]);
     }

@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 
 use crate::client::{Counters, Spec, Storm, Target};
 use crate::common::{
-    close_all, load, open_all, percentiles, round3, run_tag, settle, show, show_cpu, CpuMeter,
+    close_all, load, open_all, percentiles, round3, run_tag, settle, settle_with, show, show_cpu,
+    CpuMeter,
 };
 use crate::cursor;
 use crate::latency::{measure, Received, Sent};
@@ -96,9 +97,11 @@ pub async fn run(target: &Target, args: &StateArgs) -> (Value, bool) {
         Duration::ZERO,
     )
     .await;
-    let settled = settle(
+    // The final states may queue behind a backlog: any delivery is progress.
+    let settled = settle_with(
         || load(&counters.finals),
         pairs,
+        || load(&counters.updates),
         quiet,
         Duration::from_millis(200),
     )
@@ -186,7 +189,10 @@ pub async fn run(target: &Target, args: &StateArgs) -> (Value, bool) {
         "  sent {} updates ({count} per client; all sent: {all_sent}); delivered {delivered} of {sent_to} sent to receivers in {span_secs:.3} s = {per_sec:.0} updates/s",
         f.sent
     );
-    println!("  update to the last receiver (it or a newer one): {}", show(&to_last));
+    println!(
+        "  update to the last receiver (it or a newer one): {}",
+        show(&to_last)
+    );
     println!("  each receipt, from its send: {}", show(&receipt));
     println!(
         "  coalescing: each receiver got {:.3} of the updates sent to it on average (min {:.3}, max {:.3}); {} of {} updates reached every receiver as themselves",

@@ -130,7 +130,10 @@ mod tests {
             got,
             vec![Seen::Welcome {
                 id: "a".into(),
-                roster: vec![("a".into(), Some(r#"{"c":{"x":1}}"#.into())), ("b".into(), None)],
+                roster: vec![
+                    ("a".into(), Some(r#"{"c":{"x":1}}"#.into())),
+                    ("b".into(), None)
+                ],
             }]
         );
     }
