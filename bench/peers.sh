@@ -9,6 +9,7 @@
 #
 # Usage: bench/peers.sh [RUNS]          (default 3 runs of everything)
 # Env: TARGETS ("longhouse yjs"; one of them alone to run one side),
+#      SCENARIOS ("state join"; one of them alone to run one),
 #      SIZES ("20 50 100"), RATE (20), SECS (30),
 #      LONGHOUSE, LOADGEN (binaries; default: release builds, built here),
 #      PORT (Longhouse's, default 17700; the peer gets PORT+1), OUT.
@@ -16,6 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-3}"
 targets="${TARGETS:-longhouse yjs}"
+scenarios="${SCENARIOS:-state join}"
 sizes="${SIZES:-20 50 100}"
 rate="${RATE:-20}"
 secs="${SECS:-30}"
@@ -99,14 +101,18 @@ for t in $targets; do
 done
 
 for i in $(seq "$runs"); do
-  for n in $sizes; do
-    for t in $targets; do
-      lg "state$n" "$t" state --clients "$n" --rate-hz "$rate" --secs "$secs"
+  if [[ " $scenarios " == *" state "* ]]; then
+    for n in $sizes; do
+      for t in $targets; do
+        lg "state$n" "$t" state --clients "$n" --rate-hz "$rate" --secs "$secs"
+      done
     done
-  done
-  for t in $targets; do
-    lg join "$t" join --spaces 50 --clients 100 --in-flight 100 --with-state
-  done
+  fi
+  if [[ " $scenarios " == *" join "* ]]; then
+    for t in $targets; do
+      lg join "$t" join --spaces 50 --clients 100 --in-flight 100 --with-state
+    done
+  fi
 done
 cleanup
 python3 bench/peers_table.py "$out" | tee "$out/peers-table.md"

@@ -105,7 +105,7 @@ pub struct Log {
     /// Storm states older than one already received from the same sender.
     pub out_of_order: u64,
     /// The storm's last sequence number: receiving it from a sender counts
-    /// towards [`Counters::finals`].
+    /// once towards [`Counters::finals`].
     pub final_seq: Option<u32>,
     /// When each of this client's own states was sent, by sequence number
     /// (µs on the [`micros`] clock; 0 is the connect, which carries the
@@ -541,6 +541,8 @@ fn record(
                     continue;
                 };
                 let older = matches!((v.seq, probe), (Some(had), Some((_, seq))) if seq < had);
+                // A final state counts once per sender (a renewal repeats it).
+                let had_final = final_seq.is_some() && v.seq == final_seq;
                 v.seq = probe.map(|(_, seq)| seq);
                 v.state = state;
                 if older {
@@ -548,7 +550,7 @@ fn record(
                 }
                 if let Some((n, seq)) = probe {
                     log.deliveries.push(Delivery { n, seq, at: at_us });
-                    if Some(seq) == final_seq {
+                    if Some(seq) == final_seq && !had_final {
                         counters.finals.fetch_add(1, Ordering::Relaxed);
                     }
                 }

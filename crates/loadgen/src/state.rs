@@ -80,6 +80,7 @@ pub async fn run(target: &Target, args: &StateArgs) -> (Value, bool) {
     for (_, c) in &live {
         c.log.lock().expect("log lock").final_seq = Some(count);
     }
+    let joins_before = load(&counters.joins);
     let meter = CpuMeter::start(args.server_pid);
     let start = tokio::time::Instant::now() + Duration::from_millis(200);
     for (k, (n, c)) in live.iter().enumerate() {
@@ -107,6 +108,11 @@ pub async fn run(target: &Target, args: &StateArgs) -> (Value, bool) {
     )
     .await;
     let cpu = meter.finish();
+    // Nobody leaves before the close below: any leave (and the join that
+    // brings the client back) is a flicker, e.g. a server timing a busy
+    // client out.
+    let spurious_leaves = load(&counters.leaves);
+    let rejoins = load(&counters.joins).saturating_sub(joins_before);
 
     // Figures, from every log.
     let logs: Vec<_> = live
@@ -206,6 +212,9 @@ pub async fn run(target: &Target, args: &StateArgs) -> (Value, bool) {
         "  final states: {lost} of {pairs} views lost (settled: {settled}); never reached {}; out of order {out_of_order}; before join {before_join}; incomplete views before the storm {incomplete_views}",
         f.unreached
     );
+    println!(
+        "  leaves seen of clients that did not leave {spurious_leaves}, joins seen again {rejoins}"
+    );
     println!("  cpu: {}", show_cpu(&cpu));
     println!("  errors {errors} {first_errors:?}, failures {failed}, dropped {dropped}");
     let ok = lost == 0
@@ -213,6 +222,7 @@ pub async fn run(target: &Target, args: &StateArgs) -> (Value, bool) {
         && out_of_order == 0
         && before_join == 0
         && incomplete_views == 0
+        && spurious_leaves == 0
         && errors == 0
         && failed == 0
         && dropped == 0
@@ -236,6 +246,7 @@ pub async fn run(target: &Target, args: &StateArgs) -> (Value, bool) {
         "final_views": pairs, "lost_final_states": lost, "settled": settled,
         "unreached": f.unreached, "out_of_order": out_of_order, "before_join": before_join,
         "incomplete_views": incomplete_views,
+        "spurious_leaves": spurious_leaves, "rejoins": rejoins,
         "cpu": cpu,
         "errors": errors, "first_errors": first_errors,
         "failed": failed, "dropped": dropped,
