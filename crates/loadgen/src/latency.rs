@@ -47,7 +47,8 @@ pub struct Figures {
 }
 
 /// Measures a storm from every sender's send times and every receiver's
-/// receipts. Receipts of unknown senders or sequence numbers are ignored.
+/// receipts. Receipts of unknown senders or sequence numbers, and receipts
+/// no newer than one already had from the same sender, are ignored.
 pub fn measure(senders: &[Sent], receivers: &[Received]) -> Figures {
     let mut f = Figures::default();
     let index: std::collections::HashMap<u32, usize> =
@@ -67,15 +68,18 @@ pub fn measure(senders: &[Sent], receivers: &[Received]) -> Figures {
     for r in receivers {
         // This receiver's arrivals, per sender.
         let mut by: Vec<Vec<(u32, u64)>> = vec![Vec::new(); senders.len()];
+        let mut newest: Vec<u32> = vec![0; senders.len()];
         let mut received = 0u64;
         for d in r.deliveries {
             let Some(&i) = index.get(&d.n) else { continue };
             let Some(&sent) = senders[i].at.get(d.seq as usize) else {
                 continue;
             };
-            if d.seq == 0 || d.n == r.n {
+            // A repeat (a renewal) or an older state is no new update.
+            if d.seq <= newest[i] || d.n == r.n {
                 continue;
             }
+            newest[i] = d.seq;
             received += 1;
             by[i].push((d.seq, d.at));
             exact[i][d.seq as usize] += 1;
@@ -205,5 +209,22 @@ mod tests {
         }];
         let f = measure(&senders, &receivers);
         assert_eq!(f.to_last_ms, vec![0.15, 0.05]);
+        assert_eq!(f.receipt_ms, vec![0.05]);
+        assert_eq!(f.received, vec![1]);
+    }
+
+    #[test]
+    fn a_repeated_state_is_not_another_receipt() {
+        let at = [0, 0];
+        let senders = [Sent { n: 0, at: &at }, Sent { n: 1, at: &[0] }];
+        let r1 = [d(0, 1, 10), d(0, 1, 15_000)];
+        let receivers = [Received {
+            n: 1,
+            deliveries: &r1,
+        }];
+        let f = measure(&senders, &receivers);
+        assert_eq!(f.received, vec![1]);
+        assert_eq!(f.receipt_ms, vec![0.01]);
+        assert_eq!(f.delivered_to_all, 1);
     }
 }
