@@ -12,15 +12,9 @@ import re
 import statistics
 import sys
 
+from medians import get  # bench/medians.py: a field of a report by path
+
 TARGETS = ("longhouse", "yjs")
-
-
-def get(report, path):
-    for key in path:
-        if not isinstance(report, dict):
-            return None
-        report = report.get(key)
-    return report
 
 
 def per(num_path, den_path, scale=1.0):
