@@ -37,7 +37,7 @@ fn main() -> ExitCode {
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
-            error!(variable = e.var, "{e}");
+            error!(variable = %e.var, "{e}");
             eprintln!("longhouse: {e}");
             return ExitCode::from(2);
         }
