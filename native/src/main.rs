@@ -6,10 +6,10 @@ mod config;
 mod connection;
 mod demo;
 mod ids;
-mod listener;
 mod logs;
 mod metrics;
 mod outbox;
+mod server;
 mod store;
 mod web;
 
@@ -100,15 +100,17 @@ async fn run(config: Config) -> std::io::Result<()> {
         "listening"
     );
     let shutdown_store = store.clone();
-    let listener =
-        listener::Guarded::new(listener, Duration::from_millis(config.handshake_timeout_ms));
-    axum::serve(listener, app::router(state))
-        .with_graceful_shutdown(async move {
+    server::serve(
+        listener,
+        app::router(state),
+        Duration::from_millis(config.handshake_timeout_ms),
+        async move {
             let signal = stop_signal().await;
             info!(signal, "stopping: closing sockets with 1012, leases kept");
             shutdown_store.shutdown().await;
-        })
-        .await?;
+        },
+    )
+    .await;
     sockets.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, sockets.wait())
         .await
