@@ -110,6 +110,11 @@ pub struct Config {
     #[arg(long, env = "MAX_QUEUED_MESSAGES", value_name = "MAX_QUEUED_MESSAGES",
           default_value_t = 1024, value_parser = at_least_1)]
     pub max_queued_messages: usize,
+    /// Instead of serving: ask the server at HOST and PORT (loopback when
+    /// HOST is every address) for `GET /health`, exit 0 on 200, else 1.
+    /// For container health checks.
+    #[arg(long)]
+    pub health_check: bool,
 }
 
 fn at_least_64(s: &str) -> Result<usize, String> {

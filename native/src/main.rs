@@ -5,6 +5,7 @@ mod clock;
 mod config;
 mod connection;
 mod demo;
+mod health_check;
 mod ids;
 mod logs;
 mod metrics;
@@ -42,6 +43,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if config.health_check {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        return match runtime.block_on(health_check::check(&config)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(why) => {
+                eprintln!("longhouse: health check failed: {why}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // Every socket is a file: take the hard limit, not the soft default
     // (often 1,024), so the process holds what MAX_CONNECTIONS allows.
     match rlimit::increase_nofile_limit(u64::MAX) {
