@@ -84,6 +84,12 @@ for target in native-memory native-redis-pair; do
   LONGHOUSE_TARGET=$target cargo test -p longhouse-e2e --locked -- hostile::
 done
 
+# The Dockerfile's image, built with podman from the static musl binary and
+# run: /health, its HEALTHCHECK, a welcomed join. Where containers cannot
+# run here the script says why and smoke-tests the static binary instead.
+step "container image: static binary, podman build and run, smoke test"
+scripts/image-smoke.sh
+
 step "build the edge worker"
 scripts/build-worker.sh
 
