@@ -101,7 +101,8 @@ pub struct Config {
     )]
     pub max_connections: usize,
     /// A connection that has not sent a complete HTTP request head within
-    /// this many ms is dropped (at least 1).
+    /// this many ms is dropped: from accept, and again while a kept-alive
+    /// connection waits for its next request (at least 1).
     #[arg(long, env = "HANDSHAKE_TIMEOUT_MS", value_name = "HANDSHAKE_TIMEOUT_MS",
           default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub handshake_timeout_ms: u64,
