@@ -33,6 +33,8 @@ pub struct TargetOptions {
     /// The trust-and-abuse knobs (issue 5); unset ones keep the server's
     /// defaults.
     pub limits: ServerLimits,
+    /// `LOG_FORMAT=json` (native).
+    pub json_logs: bool,
 }
 
 /// Issue 5's knobs, each `None` unless a case needs it (Copy and Hash, so
@@ -111,6 +113,7 @@ impl TargetOptions {
         keepalive_ms: 1_000,
         max_message_bytes: 4096,
         limits: ServerLimits::NONE,
+        json_logs: false,
     };
 
     /// Short leases, for the cases about expiry.
@@ -141,6 +144,13 @@ impl TargetOptions {
         TargetOptions { limits, ..self }
     }
 
+    pub const fn with_json_logs(self) -> Self {
+        TargetOptions {
+            json_logs: true,
+            ..self
+        }
+    }
+
     pub fn ttl(&self) -> Duration {
         Duration::from_millis(self.ttl_ms)
     }
@@ -156,6 +166,9 @@ impl TargetOptions {
             ),
         ];
         env.extend(self.limits.env());
+        if self.json_logs {
+            env.push(("LOG_FORMAT".into(), "json".into()));
+        }
         env
     }
 }

@@ -10,6 +10,7 @@ mod client_id;
 mod close;
 mod conn_id;
 pub mod defaults;
+mod hs256;
 mod hub;
 mod inbound;
 mod join;
