@@ -330,6 +330,11 @@ fn cases() -> Vec<Case> {
             Uses::Own,
             [StartupConfig]
         ),
+        case!(
+            config::worker_with_an_unusable_var_refuses_to_serve_naming_it,
+            Uses::Own,
+            [Edge]
+        ),
     ]
 }
 

@@ -36,6 +36,43 @@ impl WorkerTarget {
         port: u16,
         persist: &std::path::Path,
     ) -> Result<Arc<ServerProcess>> {
+        self.spawn_on(options, &[], label, port, persist)
+            .and_then(|process| {
+                if process.await_health(Duration::from_secs(60))? {
+                    Ok(process)
+                } else {
+                    Err(process.exited_at_start())
+                }
+            })
+    }
+
+    /// Starts `wrangler dev` with `overrides` replacing vars, such as a value
+    /// the Worker must refuse, and returns once it answers HTTP at all
+    /// (`GET /health` is a 500 while a var is unusable).
+    pub fn start_with_vars(
+        &self,
+        options: TargetOptions,
+        overrides: &[(&str, &str)],
+        label: &str,
+    ) -> Result<Arc<ServerProcess>> {
+        let port = fresh_port()?;
+        let persist = persist_dir(label, port)?;
+        let process = self.spawn_on(options, overrides, label, port, &persist)?;
+        if process.await_http(Duration::from_secs(60))? {
+            Ok(process)
+        } else {
+            Err(process.exited_at_start())
+        }
+    }
+
+    fn spawn_on(
+        &self,
+        options: TargetOptions,
+        overrides: &[(&str, &str)],
+        label: &str,
+        port: u16,
+        persist: &std::path::Path,
+    ) -> Result<Arc<ServerProcess>> {
         let root = workspace_root();
         let built = root.join("crates/worker/build/index.js");
         if !built.is_file() {
@@ -53,7 +90,17 @@ impl WorkerTarget {
             "--persist-to".into(),
             persist.display().to_string(),
         ];
-        for (key, value) in options.env() {
+        let overridden = |key: &str| overrides.iter().any(|(k, _)| *k == key);
+        let vars = options
+            .env()
+            .into_iter()
+            .filter(|(key, _)| !overridden(key))
+            .chain(
+                overrides
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+            );
+        for (key, value) in vars {
             args.push("--var".into());
             args.push(format!("{key}:{value}"));
         }
@@ -67,15 +114,10 @@ impl WorkerTarget {
             env_remove: vec![],
             log: log_path(label, port),
         };
-        let process = Arc::new(
+        Ok(Arc::new(
             ServerProcess::spawn(spec, format!("worker[{label}]:{port}"), port)
                 .context("spawn scripts/wrangler-dev.sh")?,
-        );
-        if process.await_health(Duration::from_secs(60))? {
-            Ok(process)
-        } else {
-            Err(process.exited_at_start())
-        }
+        ))
     }
 }
 

@@ -13,22 +13,23 @@ mod entry;
 #[cfg(target_arch = "wasm32")]
 mod ffi;
 #[cfg(target_arch = "wasm32")]
+mod short_lived;
+#[cfg(target_arch = "wasm32")]
 pub mod space;
 
 /// The Worker's configuration: vars, and secrets for the auth secrets (a
-/// var of the same name also works, for `wrangler dev --var`).
+/// var of the same name also works, for `wrangler dev --var`). A bad value
+/// is returned, never replaced by its default: the callers refuse to serve
+/// (see [`short_lived::misconfigured`]).
 #[cfg(target_arch = "wasm32")]
-fn edge_config(env: &worker::Env) -> config::EdgeConfig {
+fn edge_config(env: &worker::Env) -> Result<config::EdgeConfig, config::ConfigError> {
     let lookup = |name: &str| {
         env.secret(name)
             .ok()
             .map(|v| v.to_string())
             .or_else(|| env.var(name).ok().map(|v| v.to_string()))
     };
-    config::EdgeConfig::from_lookup(lookup).unwrap_or_else(|err| {
-        worker::console_error!("{err}; using defaults");
-        config::EdgeConfig::default()
-    })
+    config::EdgeConfig::from_lookup(lookup)
 }
 
 /// The join rules' authentication, from the configuration.

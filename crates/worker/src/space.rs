@@ -12,8 +12,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use longhouse_core::{
     event_kind, Auth, ClientId, ClientInfo, CloseCode, ConnId, Disconnect, Frame, JoinRequest,
-    Lease, Output, Roster, Space as CoreSpace, SpaceConfig, Step, TokenBucket, UnixMillis,
-    PING_TEXT, PONG_TEXT,
+    Lease, Output, Roster, ServerMessage, Space as CoreSpace, SpaceConfig, Step, TokenBucket,
+    UnixMillis, PING_TEXT, PONG_TEXT,
 };
 use serde::{Deserialize, Serialize};
 use worker::{
@@ -22,8 +22,8 @@ use worker::{
     WebSocketRequestResponsePair,
 };
 
-use crate::config::EdgeConfig;
-use crate::{ffi, now};
+use crate::config::{ConfigError, EdgeConfig};
+use crate::{ffi, now, short_lived};
 
 /// What each socket carries across hibernation (`serializeAttachment`,
 /// limited to 2 KiB: this is under 120 bytes).
@@ -57,21 +57,34 @@ struct Live {
     alarm_at: Option<u64>,
 }
 
+/// What the object serves with, from the Worker's vars.
+struct Settings {
+    edge: EdgeConfig,
+    config: SpaceConfig,
+    auth: Auth,
+}
+
 /// The Durable Object class `Space` (binding `SPACES` in `wrangler.toml`).
 #[durable_object]
 pub struct Space {
     state: State,
     sql: SqlStorage,
-    edge: EdgeConfig,
-    config: SpaceConfig,
-    auth: Auth,
+    /// An unusable var makes the object refuse to serve, as the Worker does.
+    settings: std::result::Result<Settings, ConfigError>,
     live: RefCell<Option<Live>>,
 }
 
 impl DurableObject for Space {
     fn new(state: State, env: Env) -> Self {
         // Runs on first use and again on every wake from hibernation.
-        let edge = crate::edge_config(&env);
+        let settings = crate::edge_config(&env).map(|edge| Settings {
+            config: SpaceConfig {
+                ttl_ms: edge.presence_ttl_ms,
+                max_message_bytes: edge.max_message_bytes,
+            },
+            auth: crate::auth(&edge),
+            edge,
+        });
         // Exact pings are answered by the runtime without waking the object;
         // their timestamps count as renewals when it next wakes.
         match WebSocketRequestResponsePair::new(PING_TEXT, PONG_TEXT) {
@@ -91,19 +104,19 @@ impl DurableObject for Space {
         Self {
             state,
             sql,
-            config: SpaceConfig {
-                ttl_ms: edge.presence_ttl_ms,
-                max_message_bytes: edge.max_message_bytes,
-            },
-            auth: crate::auth(&edge),
-            edge,
+            settings,
             live: RefCell::new(None),
         }
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
+        let settings = match &self.settings {
+            Ok(settings) => settings,
+            Err(error) => return short_lived::misconfigured(&req, error),
+        };
         let url = req.url()?;
-        let request = match JoinRequest::parse_with(url.path(), url.query(), &self.auth, now()) {
+        let request = match JoinRequest::parse_with(url.path(), url.query(), &settings.auth, now())
+        {
             Ok(r) => r,
             // The Worker refuses bad joins before they get here.
             Err(e) => return Response::error(e.to_string(), 400),
@@ -146,11 +159,21 @@ impl DurableObject for Space {
         let Some(conn) = open_conn(&ws) else {
             return Ok(());
         };
+        let settings = match &self.settings {
+            Ok(settings) => settings,
+            Err(error) => {
+                // Only a socket accepted before the vars went bad can get
+                // here: tell it why, as the Worker tells new joins.
+                let _ = ws.send_with_str(ServerMessage::Error(error.public_message()).encode());
+                close(&ws, conn, CloseCode::InternalError);
+                return Ok(());
+            }
+        };
         let step = {
             let mut live = self.live()?;
             let mut step = self.count_auto_pings(&mut live);
             let now = now();
-            let (rate, burst) = (self.edge.message_rate, self.edge.message_burst);
+            let (rate, burst) = (settings.edge.message_rate, settings.edge.message_burst);
             let within_rate = live
                 .buckets
                 .entry(conn)
@@ -208,6 +231,16 @@ impl DurableObject for Space {
 
     async fn alarm(&self) -> Result<Response> {
         self.trace("alarm");
+        if let Err(error) = &self.settings {
+            // Leases wait in storage, unswept, until a deploy with usable
+            // vars wakes the object again; nobody can be connected to hear
+            // of them meanwhile (every join is refused).
+            console_error!(
+                "{}",
+                log_line(&self.space_name(), "config error", &error.to_string())
+            );
+            return Response::error(error.public_message(), 500);
+        }
         let step = {
             let mut live = self.live()?;
             live.alarm_at = None;
@@ -222,6 +255,7 @@ impl DurableObject for Space {
 
 impl Space {
     /// The live space, rebuilt from storage and attachments after a wake.
+    /// Only the handlers that have checked the settings call it.
     fn live(&self) -> Result<RefMut<'_, Live>> {
         let mut slot = self.live.borrow_mut();
         if slot.is_none() {
@@ -232,13 +266,21 @@ impl Space {
 
     /// A log line per handler invocation, with `TRACE_HANDLERS=1`.
     fn trace(&self, handler: &str) {
-        if self.edge.trace_handlers {
+        if self
+            .settings
+            .as_ref()
+            .is_ok_and(|settings| settings.edge.trace_handlers)
+        {
             console_log!("{}", log_line(&self.space_name(), handler, ""));
         }
     }
 
     fn rebuild(&self) -> Result<Live> {
         self.trace("rebuild");
+        let settings = self
+            .settings
+            .as_ref()
+            .map_err(|error| Error::RustError(error.to_string()))?;
         #[derive(Deserialize)]
         struct Row {
             id: String,
@@ -274,8 +316,8 @@ impl Space {
             .exec("SELECT value FROM meta WHERE key = 'seq'", None)?
             .to_array()?;
         let seq = seq.first().map_or(0, |s| millis(s.value).0);
-        let mut space = CoreSpace::restore(self.config, Roster::restore(leases, seq))
-            .with_max_clients(self.edge.max_clients());
+        let mut space = CoreSpace::restore(settings.config, Roster::restore(leases, seq))
+            .with_max_clients(settings.edge.max_clients());
         let mut sockets = HashMap::new();
         for ws in self.state.get_websockets() {
             let Some(attachment) = ws.deserialize_attachment::<Attachment>().ok().flatten() else {
@@ -317,7 +359,7 @@ impl Space {
     }
 
     async fn socket_ended(&self, ws: &WebSocket, how: Disconnect) -> Result<()> {
-        let Some(conn) = open_conn(ws) else {
+        let Some(conn) = open_conn(ws).filter(|_| self.settings.is_ok()) else {
             return Ok(());
         };
         let step = {
