@@ -1,17 +1,20 @@
 //! Longhouse edge target: a Cloudflare Worker (built with `worker` 0.8.7 and
 //! `worker-build`) that routes each WebSocket to one Durable Object per space.
 //!
-//! Only [`config`] is compiled on the host; everything that touches the
+//! Only [`config`] and [`sockets`] are compiled on the host; everything that touches the
 //! Workers runtime is `wasm32`-only, so `cargo build --workspace` stays a
 //! plain host build. Build with `scripts/build-worker.sh`, run with
 //! `scripts/wrangler-dev.sh`.
 
 pub mod config;
+pub mod sockets;
 
 #[cfg(target_arch = "wasm32")]
 mod entry;
 #[cfg(target_arch = "wasm32")]
 mod ffi;
+#[cfg(target_arch = "wasm32")]
+mod lease_table;
 #[cfg(target_arch = "wasm32")]
 mod short_lived;
 #[cfg(target_arch = "wasm32")]
