@@ -193,6 +193,11 @@ pub enum Capability {
     /// `GET /` serves the demo page and `GET /client.js` the client
     /// library it loads (issue 7).
     DemoPage,
+    /// Every close the server makes ends the TCP connection at once. The
+    /// edge lacks it: workerd keeps a hibernatable socket's connection open
+    /// until the Durable Object hibernates when the object closed it outside
+    /// that socket's own events (README, "Closes on the edge").
+    PromptServerCloses,
     /// The native server's operations surface (issue 7): `GET /metrics`,
     /// `GET /{space}` as JSON, `LOG_FORMAT=json`; a binary the suite can run.
     NativeOps,
@@ -740,6 +745,7 @@ impl NativeTarget {
                 Capability::NativeLimits,
                 Capability::DemoPage,
                 Capability::NativeOps,
+                Capability::PromptServerCloses,
             ],
             redis_instances: None,
             cluster: false,
@@ -761,6 +767,7 @@ impl NativeTarget {
                 Capability::NativeLimits,
                 Capability::DemoPage,
                 Capability::NativeOps,
+                Capability::PromptServerCloses,
             ],
             redis_instances: Some(2),
             cluster: true,
@@ -780,6 +787,7 @@ impl NativeTarget {
             Capability::NativeLimits,
             Capability::DemoPage,
             Capability::NativeOps,
+            Capability::PromptServerCloses,
         ];
         if instances > 1 {
             capabilities.push(Capability::ManyInstances);
