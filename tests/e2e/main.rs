@@ -267,6 +267,11 @@ fn cases() -> Vec<Case> {
             Uses::Own,
             [Edge]
         ),
+        case!(
+            edge::runtime_keeps_a_hibernatable_socket_closed_from_an_alarm_open,
+            Uses::Own,
+            [Edge]
+        ),
         // Faults of a Redis-backed deployment (issue 3)
         case!(
             faults::redis_restarted_empty_under_connected_clients,

@@ -519,20 +519,17 @@ impl Client {
         timeout: Duration,
     ) -> Result<Duration> {
         let closed_at = self.expect_close(code).await?;
-        let deadline = closed_at + timeout;
-        loop {
-            match self.read_until(deadline).await? {
-                None => bail!(
-                    "{}: the connection was still open {timeout:?} after close {code}",
-                    self.label
-                ),
-                Some(r) if matches!(r.what, Incoming::Ended(_)) => return Ok(r.at - closed_at),
-                Some(r) => bail!(
-                    "{}: got {} after close {code}, expected the connection to end",
-                    self.label,
-                    r.what
-                ),
-            }
+        match self.read_until(closed_at + timeout).await? {
+            None => bail!(
+                "{}: the connection was still open {timeout:?} after close {code}",
+                self.label
+            ),
+            Some(r) if matches!(r.what, Incoming::Ended(_)) => Ok(r.at - closed_at),
+            Some(r) => bail!(
+                "{}: got {} after close {code}, expected the connection to end",
+                self.label,
+                r.what
+            ),
         }
     }
 
