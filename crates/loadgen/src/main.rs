@@ -1,6 +1,6 @@
 //! `longhouse-loadgen`: drives a Longhouse server over loopback and measures
-//! joins/s, fan-out latency, memory per idle connection and convergence
-//! under churn. Each subcommand prints a readable summary, then one JSON
+//! joins/s, fan-out latency, memory per idle connection, convergence
+//! under churn and one sender's messages/s. Each subcommand prints a readable summary, then one JSON
 //! line; the exit status is 0 only if no event was lost or doubled and no
 //! socket failed.
 
@@ -10,6 +10,7 @@ mod common;
 mod fanout;
 mod idle;
 mod join;
+mod messages;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -50,6 +51,9 @@ enum Scenario {
     /// Joins and leaves at R/s for D seconds; every view and a fresh
     /// observer per space compared with the truth.
     Churn(churn::ChurnArgs),
+    /// C clients held in one space; one more sends M messages that reach
+    /// the server only; messages/s for that one sender.
+    Messages(messages::MessagesArgs),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +83,7 @@ fn main() -> ExitCode {
             Scenario::Fanout(a) => fanout::run(&target, a).await,
             Scenario::Idle(a) => idle::run(&target, a).await,
             Scenario::Churn(a) => churn::run(&target, a).await,
+            Scenario::Messages(a) => messages::run(&target, a).await,
         }
     });
     println!("{report}");
