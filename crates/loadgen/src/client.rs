@@ -131,6 +131,19 @@ pub struct Spec {
     pub ping: Option<Duration>,
 }
 
+impl Spec {
+    /// `count` clients `member0`, `member1`… of `space` that do not ping.
+    pub fn members(space: &str, count: usize) -> Vec<Spec> {
+        (0..count)
+            .map(|i| Spec {
+                space: space.to_owned(),
+                identity: format!("member{i}"),
+                ping: None,
+            })
+            .collect()
+    }
+}
+
 /// A running client.
 pub struct Client {
     /// Its space.

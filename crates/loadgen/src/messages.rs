@@ -42,13 +42,7 @@ pub async fn run(target: &Target, args: &MessagesArgs) -> (Value, bool) {
     let tag = run_tag();
     let space = format!("messages-{tag}");
     let counters = Arc::new(Counters::default());
-    let specs: Vec<Spec> = (0..args.clients)
-        .map(|i| Spec {
-            space: space.clone(),
-            identity: format!("member{i}"),
-            ping: None,
-        })
-        .collect();
+    let specs = Spec::members(&space, args.clients);
     let members = open_all(target, specs, args.in_flight, &counters, 0).await;
     let held = members.iter().filter(|c| c.is_live()).count();
     let expected = (held * held.saturating_sub(1) / 2) as u64;
