@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use longhouse_e2e::target::{fresh_port, ServerProcess, TargetOptions};
+use longhouse_e2e::target::{fresh_port, workspace_root, ServerProcess, TargetOptions};
 use longhouse_e2e::worker_target::{persist_dir, WorkerTarget};
 use longhouse_e2e::{Client, Ctx};
 
@@ -175,5 +175,48 @@ pub async fn presence_survives_a_restart_of_wrangler_dev(cx: &Ctx) -> Result<()>
     }
     .await;
     second.kill();
+    outcome
+}
+
+/// Shows that the lingering connection after an object's 4000 or 4001 is
+/// the runtime's (README, "Closes on the edge"), with the minimal Worker of
+/// `tests/fixtures/close-hang` and no Longhouse code: a hibernatable
+/// socket closed in its own `webSocketMessage` ends at once, one closed by
+/// an alarm only when the object hibernates, about 10 s later; a socket of
+/// the standard API ends at once. Should a workerd release end this, the
+/// case fails, and `PromptServerCloses` can be given to the edge.
+pub async fn runtime_keeps_a_hibernatable_socket_closed_from_an_alarm_open(cx: &Ctx) -> Result<()> {
+    let config = workspace_root().join("tests/fixtures/close-hang/wrangler.toml");
+    let process = tokio::task::spawn_blocking(move || {
+        WorkerTarget::new().start_fixture(&config, "close-hang")
+    })
+    .await??;
+    let outcome = async {
+        let mut ended = Vec::new();
+        for path in ["/own", "/standard", "/alarm"] {
+            let mut c = Client::connect_url(&format!("{}{path}", process.ws_base())).await?;
+            if path == "/own" {
+                c.send_text("close me").await?;
+            }
+            let took = c
+                .expect_close_then_end(4000, Duration::from_secs(20))
+                .await?;
+            eprintln!(
+                "[close-hang] {path}: close 4000 -> end of connection in {} ms",
+                took.as_millis()
+            );
+            ended.push((path, took));
+        }
+        let prompt = Duration::from_secs(1);
+        ensure!(
+            ended[0].1 < prompt && ended[1].1 < prompt && ended[2].1 >= Duration::from_secs(8),
+            "close frame to end of connection: {ended:?}; expected /own and /standard at once \
+             and /alarm at the object's hibernation, about 10 s (has workerd changed? see {})",
+            cx.name
+        );
+        Ok(())
+    }
+    .await;
+    process.kill();
     outcome
 }

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
+use longhouse_e2e::client::Incoming;
 use longhouse_e2e::Ctx;
 use serde_json::Value;
 
@@ -251,6 +252,64 @@ pub async fn server_close_1009_ends_lease_at_once(cx: &Ctx) -> Result<()> {
     ensure!(
         !late.roster.contains(&violator.member()),
         "the violator is still in the roster: {:?}",
+        late.roster
+    );
+    Ok(())
+}
+
+/// A client that only sends exact pings (which the edge's runtime answers
+/// without waking the object, so the object counts them lazily) keeps its
+/// lease while someone else talks for three leases: no sweep run for the
+/// talker's messages expires it. A silent client expires meanwhile, so
+/// those sweeps did run.
+pub async fn pinging_client_outlives_others_talking(cx: &Ctx) -> Result<()> {
+    let space = cx.space();
+    let ttl = cx.ttl();
+    let mut pinger = cx.join(&space, "pinger").await?;
+    let mut talker = cx.join(&space, "talker").await?;
+    pinger.expect_join(&talker.member()).await?;
+    let mut silent = cx.join(&space, "silent").await?;
+    pinger.expect_join(&silent.member()).await?;
+    talker.expect_join(&silent.member()).await?;
+    let (mut to_pinger, mut to_talker) = (Vec::new(), Vec::new());
+    let start = Instant::now();
+    let mut pinged = start;
+    pinger.ping().await?;
+    while start.elapsed() < ttl * 3 {
+        if pinged.elapsed() >= ttl / 4 {
+            pinger.ping().await?;
+            pinged = Instant::now();
+        }
+        // A ping the runtime does not answer itself: it reaches the
+        // object (or the server) and renews the talker, about 8 a second.
+        talker
+            .send_text(r#"{"action":"ping","about":"something"}"#)
+            .await?;
+        to_pinger.extend(pinger.drain_for(Duration::from_millis(60)).await?);
+        to_talker.extend(talker.drain_for(Duration::from_millis(60)).await?);
+    }
+    let silent_left = |got: &[Incoming]| {
+        matches!(got, [one] if one.json().is_some_and(|v| {
+            v["event"] == "remote leave" && v["client"]["id"] == silent.id.as_str()
+        }))
+    };
+    ensure!(
+        silent_left(&to_pinger) && silent_left(&to_talker),
+        "over {:?} the pinger got {to_pinger:?} and the talker {to_talker:?}; \
+         each should have seen the silent client leave, and nothing else",
+        start.elapsed()
+    );
+    let (v, _) = silent.recv_json_timed(Duration::from_secs(1)).await?;
+    ensure!(
+        v == serde_json::json!({"event": "expired"}),
+        "silent got {v}"
+    );
+    silent.expect_close(4000).await?;
+    let late = cx.join(&space, "late").await?;
+    ensure!(
+        late.roster.contains(&pinger.member()) && late.roster.contains(&talker.member()),
+        "after {:?} the roster is {:?}",
+        start.elapsed(),
         late.roster
     );
     Ok(())

@@ -9,6 +9,7 @@
 //! Test names are `<protocol area>::<what is checked>`; see each module for
 //! the PROTOCOL.md section it covers.
 
+mod closes;
 mod config;
 mod connect;
 mod edge;
@@ -168,6 +169,7 @@ fn cases() -> Vec<Case> {
         case!(leases::expiry_counts_from_last_ping, SHORT),
         case!(leases::lost_after_a_ping_expires_from_the_ping, SHORT),
         case!(leases::non_ping_messages_do_not_renew, SHORT),
+        case!(leases::pinging_client_outlives_others_talking, SHORT),
         case!(leases::clean_close_leaves_at_once, DEFAULT),
         case!(leases::lost_connection_keeps_lease_until_expiry, SHORT),
         case!(leases::server_close_1009_ends_lease_at_once, DEFAULT),
@@ -220,6 +222,19 @@ fn cases() -> Vec<Case> {
             errors::id_held_by_another_identity_is_invalid_id_1008,
             DEFAULT
         ),
+        // Closes finish: close frame to end of connection (RFC 6455 7.1.1)
+        case!(closes::refused_join_ends_the_connection_at_once, DEFAULT),
+        case!(
+            closes::id_held_by_another_ends_the_connection_at_once,
+            DEFAULT
+        ),
+        case!(
+            closes::message_too_large_ends_the_connection_at_once,
+            DEFAULT
+        ),
+        case!(closes::client_close_ends_the_connection_at_once, DEFAULT),
+        case!(closes::replaced_connection_ends, DEFAULT),
+        case!(closes::expired_connection_ends, SHORT),
         // 7. Keepalive and shutdown
         case!(
             keepalive::server_sends_ping_every_keepalive_ms,
@@ -254,6 +269,11 @@ fn cases() -> Vec<Case> {
         ),
         case!(
             edge::presence_survives_a_restart_of_wrangler_dev,
+            Uses::Own,
+            [Edge]
+        ),
+        case!(
+            edge::runtime_keeps_a_hibernatable_socket_closed_from_an_alarm_open,
             Uses::Own,
             [Edge]
         ),
@@ -334,6 +354,11 @@ fn cases() -> Vec<Case> {
             config::unparsable_value_stops_server_naming_the_variable,
             Uses::Own,
             [StartupConfig]
+        ),
+        case!(
+            config::worker_with_an_unusable_var_refuses_to_serve_naming_it,
+            Uses::Own,
+            [Edge]
         ),
     ]
 }

@@ -508,6 +508,31 @@ impl Client {
         }
     }
 
+    /// The next thing (besides keepalives) must be a close frame with
+    /// `code`, answered (tungstenite replies by itself); then the server must
+    /// end the TCP connection within `timeout`. Returns how long after the
+    /// close frame the connection ended (RFC 6455 7.1.1: the server closes
+    /// the TCP connection first, and promptly).
+    pub async fn expect_close_then_end(
+        &mut self,
+        code: u16,
+        timeout: Duration,
+    ) -> Result<Duration> {
+        let closed_at = self.expect_close(code).await?;
+        match self.read_until(closed_at + timeout).await? {
+            None => bail!(
+                "{}: the connection was still open {timeout:?} after close {code}",
+                self.label
+            ),
+            Some(r) if matches!(r.what, Incoming::Ended(_)) => Ok(r.at - closed_at),
+            Some(r) => bail!(
+                "{}: got {} after close {code}, expected the connection to end",
+                self.label,
+                r.what
+            ),
+        }
+    }
+
     /// One error message starting with `prefix`, then close `code`.
     pub async fn expect_rejected(&mut self, prefix: &str, code: u16) -> Result<String> {
         let text = self.expect_error(prefix).await?;
@@ -535,6 +560,24 @@ impl Client {
                 ),
             }
         }
+    }
+
+    /// Everything but keepalives that arrives within `period` (for cases
+    /// that keep several clients busy at once and check what they got).
+    pub async fn drain_for(&mut self, period: Duration) -> Result<Vec<Incoming>> {
+        let deadline = Instant::now() + period;
+        let mut got = Vec::new();
+        while let Some(r) = self.read_until(deadline).await? {
+            if r.what.is_keepalive() {
+                continue;
+            }
+            let ended = matches!(r.what, Incoming::Ended(_));
+            got.push(r.what);
+            if ended {
+                break;
+            }
+        }
+        Ok(got)
     }
 
     /// Nothing at all arrives for `period`, keepalives included.

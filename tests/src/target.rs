@@ -206,6 +206,11 @@ pub enum Capability {
     /// `GET /` serves the demo page and `GET /client.js` the client
     /// library it loads (issue 7).
     DemoPage,
+    /// Every close the server makes ends the TCP connection at once. The
+    /// edge lacks it: workerd keeps a hibernatable socket's connection open
+    /// until the Durable Object hibernates when the object closed it outside
+    /// that socket's own events (README, "Closes on the edge").
+    PromptServerCloses,
     /// The native server's operations surface (issue 7): `GET /metrics`,
     /// `GET /{space}` as JSON, `LOG_FORMAT=json`; a binary the suite can run.
     NativeOps,
@@ -510,18 +515,35 @@ impl ServerProcess {
     /// most `timeout`; an exit or the deadline is an error (killing it at
     /// the deadline). `Ok(false)`: it exited, worth another try.
     pub(crate) fn await_health(&self, timeout: Duration) -> Result<bool> {
+        self.await_health_answer(timeout, "with 200 ok", |r| {
+            r.status == 200 && r.body == b"ok"
+        })
+    }
+
+    /// Like [`ServerProcess::await_health`], but any HTTP answer will do
+    /// (a Worker refusing a bad var answers 500).
+    pub(crate) fn await_http(&self, timeout: Duration) -> Result<bool> {
+        self.await_health_answer(timeout, "at all", |_| true)
+    }
+
+    fn await_health_answer(
+        &self,
+        timeout: Duration,
+        what: &str,
+        good: impl Fn(&crate::http::Response) -> bool,
+    ) -> Result<bool> {
         let deadline = Instant::now() + timeout;
         loop {
             if self.try_status().is_some() {
                 return Ok(false);
             }
-            if health_ok(self.port) {
+            if health_answer(self.port).is_some_and(|r| good(&r)) {
                 return Ok(true);
             }
             if Instant::now() >= deadline {
                 self.kill();
                 bail!(
-                    "{} did not answer GET /health with 200 ok within {timeout:?}; log {}:\n{}",
+                    "{} did not answer GET /health {what} within {timeout:?}; log {}:\n{}",
                     self.label,
                     self.log_path.display(),
                     self.log_tail()
@@ -679,28 +701,29 @@ pub(crate) fn log_path(label: &str, port: u16) -> PathBuf {
 
 /// `GET /health` answered `200` with body `ok` (blocking, short timeouts).
 pub fn health_ok(port: u16) -> bool {
+    health_answer(port).is_some_and(|r| r.status == 200 && r.body == b"ok")
+}
+
+/// The answer to `GET /health`, if a complete one came (blocking, short
+/// timeouts).
+fn health_answer(port: u16) -> Option<crate::http::Response> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
-        return false;
-    };
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
     let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
     let req =
         format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
-    if s.write_all(req.as_bytes()).is_err() {
-        return false;
-    }
+    s.write_all(req.as_bytes()).ok()?;
     // Read until the answer is complete, not until the server closes:
     // workerd keeps the connection open for seconds despite `close`.
     let mut buf = Vec::new();
     let mut chunk = [0u8; 1024];
     loop {
-        if matches!(crate::http::parse_response(&buf), Ok(r) if r.status == 200 && r.body == b"ok")
-        {
-            return true;
+        if let Ok(r) = crate::http::parse_response(&buf) {
+            return Some(r);
         }
         match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return false,
+            Ok(0) | Err(_) => return None,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
@@ -735,6 +758,7 @@ impl NativeTarget {
                 Capability::NativeLimits,
                 Capability::DemoPage,
                 Capability::NativeOps,
+                Capability::PromptServerCloses,
             ],
             redis_instances: None,
             cluster: false,
@@ -756,6 +780,7 @@ impl NativeTarget {
                 Capability::NativeLimits,
                 Capability::DemoPage,
                 Capability::NativeOps,
+                Capability::PromptServerCloses,
             ],
             redis_instances: Some(2),
             cluster: true,
@@ -775,6 +800,7 @@ impl NativeTarget {
             Capability::NativeLimits,
             Capability::DemoPage,
             Capability::NativeOps,
+            Capability::PromptServerCloses,
         ];
         if instances > 1 {
             capabilities.push(Capability::ManyInstances);

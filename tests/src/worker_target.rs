@@ -1,7 +1,7 @@
 //! The edge target: the Worker built by `scripts/build-worker.sh`, served
 //! by `wrangler dev` (workerd) on loopback through `scripts/wrangler-dev.sh`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +34,61 @@ impl WorkerTarget {
         options: TargetOptions,
         label: &str,
         port: u16,
-        persist: &std::path::Path,
+        persist: &Path,
+    ) -> Result<Arc<ServerProcess>> {
+        self.spawn_on(with_vars(options, &[]), None, label, port, persist)
+            .and_then(|process| {
+                if process.await_health(Duration::from_secs(60))? {
+                    Ok(process)
+                } else {
+                    Err(process.exited_at_start())
+                }
+            })
+    }
+
+    /// Starts `wrangler dev` with `overrides` replacing vars, such as a value
+    /// the Worker must refuse, and returns once it answers HTTP at all
+    /// (`GET /health` is a 500 while a var is unusable).
+    pub fn start_with_vars(
+        &self,
+        options: TargetOptions,
+        overrides: &[(&str, &str)],
+        label: &str,
+    ) -> Result<Arc<ServerProcess>> {
+        let port = fresh_port()?;
+        let persist = persist_dir(label, port)?;
+        let vars = with_vars(options, overrides);
+        let process = self.spawn_on(vars, None, label, port, &persist)?;
+        if process.await_http(Duration::from_secs(60))? {
+            Ok(process)
+        } else {
+            Err(process.exited_at_start())
+        }
+    }
+
+    /// Starts `wrangler dev` on another Worker than Longhouse's, the one of
+    /// `wrangler_toml` (a fixture showing a runtime behaviour); returns once
+    /// it answers `GET /health` with `200 ok`.
+    pub fn start_fixture(&self, wrangler_toml: &Path, label: &str) -> Result<Arc<ServerProcess>> {
+        let port = fresh_port()?;
+        let persist = persist_dir(label, port)?;
+        let process = self.spawn_on(vec![], Some(wrangler_toml), label, port, &persist)?;
+        if process.await_health(Duration::from_secs(60))? {
+            Ok(process)
+        } else {
+            Err(process.exited_at_start())
+        }
+    }
+
+    /// Spawns `scripts/wrangler-dev.sh` with `vars`, on the project's
+    /// `wrangler.toml` or on `config`.
+    fn spawn_on(
+        &self,
+        vars: Vec<(String, String)>,
+        config: Option<&Path>,
+        label: &str,
+        port: u16,
+        persist: &Path,
     ) -> Result<Arc<ServerProcess>> {
         let root = workspace_root();
         let built = root.join("crates/worker/build/index.js");
@@ -53,13 +107,13 @@ impl WorkerTarget {
             "--persist-to".into(),
             persist.display().to_string(),
         ];
-        for (key, value) in options.env() {
+        for (key, value) in vars {
             args.push("--var".into());
             args.push(format!("{key}:{value}"));
         }
-        // One log line per handler invocation: the edge cases count them.
-        args.push("--var".into());
-        args.push("TRACE_HANDLERS:1".into());
+        if let Some(config) = config {
+            args.extend(["--".into(), "-c".into(), config.display().to_string()]);
+        }
         let spec = SpawnSpec {
             program: PathBuf::from("setsid"),
             args,
@@ -67,16 +121,29 @@ impl WorkerTarget {
             env_remove: vec![],
             log: log_path(label, port),
         };
-        let process = Arc::new(
+        Ok(Arc::new(
             ServerProcess::spawn(spec, format!("worker[{label}]:{port}"), port)
                 .context("spawn scripts/wrangler-dev.sh")?,
-        );
-        if process.await_health(Duration::from_secs(60))? {
-            Ok(process)
-        } else {
-            Err(process.exited_at_start())
-        }
+        ))
     }
+}
+
+/// The vars of `options` with `overrides` in their place, and the handler
+/// trace on (one log line per handler invocation: the edge cases count
+/// them).
+fn with_vars(options: TargetOptions, overrides: &[(&str, &str)]) -> Vec<(String, String)> {
+    let overridden = |key: &str| overrides.iter().any(|(k, _)| *k == key);
+    options
+        .env()
+        .into_iter()
+        .filter(|(key, _)| !overridden(key))
+        .chain(
+            overrides
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        )
+        .chain([("TRACE_HANDLERS".to_owned(), "1".to_owned())])
+        .collect()
 }
 
 impl Default for WorkerTarget {

@@ -250,6 +250,16 @@ impl Roster {
         events
     }
 
+    /// The leases that run out at or before `by`, earliest first: the ones
+    /// a sweep at `by` would end. Costs the number of them, not the
+    /// roster's size.
+    pub fn due_by(&self, by: UnixMillis) -> impl Iterator<Item = &Lease> {
+        self.deadlines
+            .iter()
+            .take_while(move |(at, _)| *at <= by)
+            .map(|(_, id)| &self.leases[id])
+    }
+
     /// When the next lease runs out: the time to run [`Roster::sweep`].
     pub fn next_expiry(&self) -> Option<UnixMillis> {
         self.deadlines.first().map(|(at, _)| *at)
@@ -436,6 +446,34 @@ mod tests {
         assert_eq!(r.next_expiry(), Some(UnixMillis(1500)));
         assert_eq!(r.sweep(UnixMillis(5000)).len(), 1);
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn due_by_lists_what_a_sweep_would_end_earliest_first() {
+        let mut r = Roster::new();
+        r.join("a", id("x"), ConnId(1), UnixMillis(0), TTL).unwrap();
+        r.join("b", id("y"), ConnId(2), UnixMillis(300), TTL)
+            .unwrap();
+        r.join("c", id("z"), ConnId(3), UnixMillis(100), TTL)
+            .unwrap();
+        let due = |r: &Roster, by| -> Vec<ConnId> {
+            r.due_by(UnixMillis(by)).map(|l| l.holder).collect()
+        };
+        assert!(due(&r, 999).is_empty());
+        assert_eq!(due(&r, 1000), vec![ConnId(1)]);
+        assert_eq!(due(&r, 1300), vec![ConnId(1), ConnId(3), ConnId(2)]);
+        // A renewal moves a lease out of the window.
+        r.renew(&id("x"), ConnId(1), UnixMillis(500), TTL);
+        assert_eq!(due(&r, 1300), vec![ConnId(3), ConnId(2)]);
+        let swept: Vec<ConnId> = r
+            .sweep(UnixMillis(1300))
+            .into_iter()
+            .map(|e| match e.event {
+                RosterEvent::Left { holder, .. } => holder,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(swept, vec![ConnId(3), ConnId(2)]);
     }
 
     #[test]

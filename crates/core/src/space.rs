@@ -125,6 +125,20 @@ impl Space {
         step
     }
 
+    /// The local sockets whose leases run out at or before `by`, earliest
+    /// first. A target that learns of renewals lazily (the edge reads each
+    /// socket's last auto-answered ping from the runtime) asks this before
+    /// any input that sweeps, and calls [`Space::renew_at`] for just these
+    /// sockets: a message then costs its sender and recipients, not a read
+    /// of every socket in the space.
+    pub fn holders_due_by(&self, by: UnixMillis) -> Vec<ConnId> {
+        self.roster
+            .due_by(by)
+            .filter(|lease| self.hub.client_of(lease.holder) == Some(&lease.client.id))
+            .map(|lease| lease.holder)
+            .collect()
+    }
+
     /// A socket sent a frame.
     pub fn frame(&mut self, conn: ConnId, frame: Frame<'_>, now: UnixMillis) -> Step {
         let mut step = self.swept(now);

@@ -1595,3 +1595,44 @@ fn renew_at_after_the_end_but_before_the_sweep_renews() {
         .renewed
         .is_empty());
 }
+
+/// The edge renews auto-answered pings lazily: before an input sweeps, it
+/// asks which local sockets hold leases due by then and reads only theirs.
+/// Renewing exactly those keeps everyone who kept pinging, whatever else
+/// the input was (a message from someone else, a join, a close).
+#[test]
+fn holders_due_by_names_the_sockets_to_renew_before_a_sweep() {
+    let mut h = Harness::with(1000, MAX);
+    let a = h.join("a", Some("a"));
+    h.now = T0 + 100;
+    let b = h.join("b", Some("b"));
+    h.now = T0 + 200;
+    let c = h.join("c", Some("c"));
+    h.take(a);
+    h.take(b);
+    h.take(c);
+    assert!(h.space.holders_due_by(UnixMillis(T0 + 999)).is_empty());
+    assert_eq!(h.space.holders_due_by(UnixMillis(T0 + 1100)), vec![a, b]);
+    assert_eq!(h.space.holders_due_by(UnixMillis(T0 + 5000)), vec![a, b, c]);
+    // a's pings were answered by the runtime; b's were not. At T0 + 1150 c
+    // sends something that is not a ping: the target first renews the due
+    // sockets that pinged, then hands the frame over, which sweeps.
+    h.now = T0 + 1150;
+    for conn in h.space.holders_due_by(UnixMillis(h.now)) {
+        if conn == a {
+            let step = h.space.renew_at(a, UnixMillis(T0 + 900));
+            assert_eq!(step.renewed, vec![ClientId::parse("a").unwrap()]);
+        }
+    }
+    h.text(c, r#"{"action":"nothing"}"#);
+    assert_eq!(h.last_kinds(), vec!["expire"], "b expires, a does not");
+    assert_eq!(h.closed_with(b), Some(4000));
+    assert_eq!(h.closed_with(a), None);
+    assert_eq!(h.lease("a").unwrap().expires_at, UnixMillis(T0 + 1900));
+    // A lease whose holder is gone (a lost connection) or was replaced is
+    // not a local socket's to renew.
+    h.close(c, Disconnect::Lost);
+    let a2 = h.join("a", Some("a"));
+    assert_eq!(h.closed_with(a), Some(4001));
+    assert_eq!(h.space.holders_due_by(UnixMillis(T0 + 5000)), vec![a2]);
+}

@@ -200,6 +200,20 @@ pub struct Spec {
     pub state: Option<String>,
 }
 
+impl Spec {
+    /// `count` clients `member0`, `member1`… of `space` that do not ping.
+    pub fn members(space: &str, count: usize) -> Vec<Spec> {
+        (0..count)
+            .map(|i| Spec {
+                space: space.to_owned(),
+                identity: format!("member{i}"),
+                ping: None,
+                state: None,
+            })
+            .collect()
+    }
+}
+
 /// A running client.
 pub struct Client {
     /// Its space.

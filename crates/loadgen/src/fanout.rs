@@ -37,14 +37,7 @@ pub async fn run(target: &Target, args: &FanoutArgs) -> (Value, bool) {
     let counters = Arc::new(Counters::default());
     let quiet = Duration::from_millis(args.quiet_ms);
     let grace = Duration::from_millis(0);
-    let specs: Vec<Spec> = (0..args.clients)
-        .map(|i| Spec {
-            space: space.clone(),
-            identity: format!("member{i}"),
-            ping: None,
-            state: None,
-        })
-        .collect();
+    let specs = Spec::members(&space, args.clients);
     let fill_started = Instant::now();
     let members = open_all(target, specs, args.in_flight, &counters, 0).await;
     let held = members.iter().filter(|c| c.is_live()).count();

@@ -2,8 +2,8 @@
 //! joins/s, fan-out latency, memory per idle connection, convergence under
 //! churn and state storms. With `--protocol yjs` the join, fan-out and
 //! state scenarios drive a Yjs awareness server instead, with the same
-//! measuring code. Each subcommand prints a readable summary, then one JSON
-//! line; the exit status is 0 only if no event was lost or doubled and no
+//! measuring code; `messages` measures one sender's messages/s. Each
+//! subcommand prints a readable summary, then one JSON line; the exit status is 0 only if no event was lost or doubled and no
 //! socket failed.
 
 mod churn;
@@ -14,6 +14,7 @@ mod fanout;
 mod idle;
 mod join;
 mod latency;
+mod messages;
 mod state;
 mod wire;
 
@@ -64,6 +65,9 @@ enum Scenario {
     /// seconds; updates delivered per second, latency to the last receiver,
     /// coalescing, server CPU, and no final state lost.
     State(state::StateArgs),
+    /// C clients held in one space; one more sends M messages that reach
+    /// the server only; messages/s for that one sender.
+    Messages(messages::MessagesArgs),
 }
 
 fn main() -> ExitCode {
@@ -101,6 +105,7 @@ fn main() -> ExitCode {
             Scenario::Idle(a) => idle::run(&target, a).await,
             Scenario::Churn(a) => churn::run(&target, a).await,
             Scenario::State(a) => state::run(&target, a).await,
+            Scenario::Messages(a) => messages::run(&target, a).await,
         }
     });
     println!("{report}");

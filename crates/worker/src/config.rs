@@ -7,8 +7,8 @@
 use std::fmt;
 
 use longhouse_core::{
-    parse_origins, DEFAULT_MAX_CLIENTS_PER_SPACE, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MESSAGE_BURST,
-    DEFAULT_MESSAGE_RATE, DEFAULT_PRESENCE_TTL_MS,
+    parse_origins, DEFAULT_KEEPALIVE_MS, DEFAULT_MAX_CLIENTS_PER_SPACE, DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_MESSAGE_BURST, DEFAULT_MESSAGE_RATE, DEFAULT_PRESENCE_TTL_MS,
 };
 
 /// The vars the edge target reads, already validated.
@@ -51,42 +51,75 @@ impl fmt::Debug for EdgeConfig {
     }
 }
 
-impl Default for EdgeConfig {
-    fn default() -> Self {
-        Self {
-            presence_ttl_ms: DEFAULT_PRESENCE_TTL_MS,
-            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
-            max_clients_per_space: DEFAULT_MAX_CLIENTS_PER_SPACE,
-            message_rate: DEFAULT_MESSAGE_RATE,
-            message_burst: DEFAULT_MESSAGE_BURST,
-            allowed_origins: Vec::new(),
-            auth_secret: None,
-            auth_secret_previous: None,
-            trace_handlers: false,
+/// What is wrong with a var's value: a kind, never parsed back out of the
+/// message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    /// Not a whole number.
+    NotAWholeNumber,
+    /// A whole number below the setting's least value.
+    BelowMinimum(u64),
+    /// A whole number beyond what the setting can hold.
+    TooLarge,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::NotAWholeNumber => f.write_str("expected a whole number"),
+            Problem::BelowMinimum(min) => write!(f, "expected a whole number, at least {min}"),
+            Problem::TooLarge => f.write_str("too large"),
         }
     }
 }
 
-/// A var that is set but does not parse.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A var that is set but cannot be used (PROTOCOL.md section 9): the Worker
+/// refuses to serve with it instead of falling back to the default.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid value {value:?} for {var}: {problem}")]
 pub struct ConfigError {
     /// The var's name, e.g. `PRESENCE_TTL`.
-    pub name: &'static str,
+    pub var: &'static str,
     /// The value as given.
     pub value: String,
+    /// Why it was refused.
+    pub problem: Problem,
 }
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} must be a non-negative integer, got {:?}",
-            self.name, self.value
-        )
+impl ConfigError {
+    /// What HTTP callers and clients are told while the Worker refuses to
+    /// serve. Only whole-number vars are validated, so no secret is echoed.
+    pub fn public_message(&self) -> String {
+        format!("Server misconfigured: {self}")
     }
 }
 
-impl std::error::Error for ConfigError {}
+/// A whole-number var: unset or empty takes `default`; otherwise it must
+/// parse and be at least `min` (the native server's flags have the same
+/// bounds).
+fn whole<T: TryFrom<u64>>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: T,
+    min: u64,
+) -> Result<T, ConfigError> {
+    let Some(value) = lookup(var).filter(|v| !v.trim().is_empty()) else {
+        return Ok(default);
+    };
+    let problem = match value.trim().parse::<u64>() {
+        Ok(n) if n < min => Problem::BelowMinimum(min),
+        Ok(n) => match T::try_from(n) {
+            Ok(n) => return Ok(n),
+            Err(_) => Problem::TooLarge,
+        },
+        Err(_) => Problem::NotAWholeNumber,
+    };
+    Err(ConfigError {
+        var,
+        value,
+        problem,
+    })
+}
 
 impl EdgeConfig {
     /// Reads the vars through `lookup` (which returns `None` for an unset
@@ -94,38 +127,25 @@ impl EdgeConfig {
     ///
     /// # Errors
     ///
-    /// The first var that is set but is not a non-negative integer.
+    /// The first var that is set to something unusable: not a whole number,
+    /// or below its least value (`PRESENCE_TTL` and `MESSAGE_BURST` 1,
+    /// `MAX_MESSAGE_BYTES` 64, as on the native server).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        fn number<T: std::str::FromStr>(
-            name: &'static str,
-            value: Option<String>,
-            default: T,
-        ) -> Result<T, ConfigError> {
-            match value {
-                None => Ok(default),
-                Some(value) => value
-                    .trim()
-                    .parse::<T>()
-                    .map_err(|_| ConfigError { name, value }),
-            }
-        }
+        // Read so that a bad value is refused as on the native server, though
+        // the edge sends no keepalive (idle spaces hibernate).
+        whole::<u64>(&lookup, "KEEPALIVE_MS", DEFAULT_KEEPALIVE_MS, 0)?;
         Ok(Self {
-            presence_ttl_ms: number("PRESENCE_TTL", get("PRESENCE_TTL"), DEFAULT_PRESENCE_TTL_MS)?
-                .max(1),
-            max_message_bytes: number(
-                "MAX_MESSAGE_BYTES",
-                get("MAX_MESSAGE_BYTES"),
-                DEFAULT_MAX_MESSAGE_BYTES,
-            )?,
-            max_clients_per_space: number(
+            presence_ttl_ms: whole(&lookup, "PRESENCE_TTL", DEFAULT_PRESENCE_TTL_MS, 1)?,
+            max_message_bytes: whole(&lookup, "MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES, 64)?,
+            max_clients_per_space: whole(
+                &lookup,
                 "MAX_CLIENTS_PER_SPACE",
-                get("MAX_CLIENTS_PER_SPACE"),
                 DEFAULT_MAX_CLIENTS_PER_SPACE,
+                0,
             )?,
-            message_rate: number("MESSAGE_RATE", get("MESSAGE_RATE"), DEFAULT_MESSAGE_RATE)?,
-            message_burst: number("MESSAGE_BURST", get("MESSAGE_BURST"), DEFAULT_MESSAGE_BURST)?
-                .max(1),
+            message_rate: whole(&lookup, "MESSAGE_RATE", DEFAULT_MESSAGE_RATE, 0)?,
+            message_burst: whole(&lookup, "MESSAGE_BURST", DEFAULT_MESSAGE_BURST, 1)?,
             allowed_origins: get("ALLOWED_ORIGINS")
                 .map(|v| parse_origins(&v))
                 .unwrap_or_default(),
@@ -157,7 +177,6 @@ mod tests {
     #[test]
     fn unset_vars_take_the_native_defaults() {
         let config = EdgeConfig::from_lookup(lookup(&[])).unwrap();
-        assert_eq!(config, EdgeConfig::default());
         assert_eq!(config.presence_ttl_ms, 60_000);
         assert_eq!(config.max_message_bytes, 4096);
         assert_eq!(config.max_clients(), Some(1000));
@@ -187,11 +206,83 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_value_names_the_var() {
-        let err = EdgeConfig::from_lookup(lookup(&[("MAX_MESSAGE_BYTES", "4k")])).unwrap_err();
-        assert_eq!(err.name, "MAX_MESSAGE_BYTES");
-        assert!(err.to_string().contains("MAX_MESSAGE_BYTES"));
-        let err = EdgeConfig::from_lookup(lookup(&[("MESSAGE_RATE", "-1")])).unwrap_err();
-        assert_eq!(err.name, "MESSAGE_RATE");
+    fn a_value_that_is_not_a_whole_number_is_refused_naming_the_var() {
+        for (var, value) in [
+            ("PRESENCE_TTL", "abc"),
+            ("PRESENCE_TTL", "-5"),
+            ("PRESENCE_TTL", "1.5"),
+            ("KEEPALIVE_MS", "abc"),
+            ("MAX_MESSAGE_BYTES", "4k"),
+            ("MAX_CLIENTS_PER_SPACE", "many"),
+            ("MESSAGE_RATE", "-1"),
+            ("MESSAGE_BURST", "twenty"),
+        ] {
+            let err = EdgeConfig::from_lookup(lookup(&[(var, value)])).unwrap_err();
+            assert_eq!(
+                err,
+                ConfigError {
+                    var,
+                    value: value.to_owned(),
+                    problem: Problem::NotAWholeNumber
+                },
+                "{var}={value}"
+            );
+            assert!(err.to_string().contains(var), "{err}");
+            assert!(err.public_message().contains(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_value_out_of_bounds_is_refused_as_on_the_native_server() {
+        for (var, value, min) in [
+            ("PRESENCE_TTL", "0", 1),
+            ("MESSAGE_BURST", "0", 1),
+            ("MAX_MESSAGE_BYTES", "63", 64),
+        ] {
+            let err = EdgeConfig::from_lookup(lookup(&[(var, value)])).unwrap_err();
+            assert_eq!((err.var, err.problem), (var, Problem::BelowMinimum(min)));
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "invalid value {value:?} for {var}: expected a whole number, at least {min}"
+                )
+            );
+        }
+        let err = EdgeConfig::from_lookup(lookup(&[("MESSAGE_RATE", "4294967296")])).unwrap_err();
+        assert_eq!((err.var, err.problem), ("MESSAGE_RATE", Problem::TooLarge));
+        // The least values themselves, and zero where zero means "no limit".
+        let config = EdgeConfig::from_lookup(lookup(&[
+            ("PRESENCE_TTL", "1"),
+            ("MESSAGE_BURST", "1"),
+            ("MAX_MESSAGE_BYTES", "64"),
+            ("MESSAGE_RATE", "0"),
+            ("KEEPALIVE_MS", "0"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (
+                config.presence_ttl_ms,
+                config.message_burst,
+                config.max_message_bytes
+            ),
+            (1, 1, 64)
+        );
+        assert_eq!(config.message_rate, 0);
+    }
+
+    #[test]
+    fn the_first_bad_var_is_the_one_named_and_spaces_around_values_are_ignored() {
+        let err = EdgeConfig::from_lookup(lookup(&[
+            ("PRESENCE_TTL", " 3000 "),
+            ("MAX_MESSAGE_BYTES", "big"),
+            ("MESSAGE_RATE", "fast"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.var, "MAX_MESSAGE_BYTES");
+        let config = EdgeConfig::from_lookup(lookup(&[("PRESENCE_TTL", " 3000 ")])).unwrap();
+        assert_eq!(config.presence_ttl_ms, 3000);
+        // Empty is unset, as on the native server.
+        let config = EdgeConfig::from_lookup(lookup(&[("PRESENCE_TTL", " ")])).unwrap();
+        assert_eq!(config.presence_ttl_ms, 60_000);
     }
 }

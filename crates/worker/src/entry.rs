@@ -1,9 +1,11 @@
 //! The Worker's `fetch` handler: health check and demo page, the origin
-//! check, refusal of bad joins, and routing of every valid join to its
-//! space's Durable Object.
+//! check, refusal of bad joins (and of everything while a var is unusable),
+//! and routing of every valid join to its space's Durable Object.
 
-use longhouse_core::{origin_allowed, refuse_join, ConnId, JoinError, JoinRequest, Output};
-use worker::{event, Context, Env, Method, Request, Response, Result, WebSocketPair};
+use longhouse_core::{origin_allowed, refuse_join, ConnId, JoinError, JoinRequest};
+use worker::{event, Context, Env, Method, Request, Response, Result};
+
+use crate::short_lived;
 
 /// The Durable Object namespace binding in `wrangler.toml`.
 const SPACES: &str = "SPACES";
@@ -16,6 +18,10 @@ const CLIENT_JS: &str = include_str!("../../../clients/js/dist/index.js");
 /// Entry point for every HTTP request the Worker receives.
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let config = match crate::edge_config(&env) {
+        Ok(config) => config,
+        Err(error) => return short_lived::misconfigured(&req, &error),
+    };
     if !crate::is_websocket_upgrade(&req) {
         return match (req.method(), req.path().as_str()) {
             (Method::Get, "/health") => Response::ok("ok"),
@@ -24,7 +30,6 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             _ => Response::error("Upgrade Required", 426),
         };
     }
-    let config = crate::edge_config(&env);
     let origin = req.headers().get("Origin")?;
     if !origin_allowed(&config.allowed_origins, origin.as_deref()) {
         return Response::error("Forbidden: origin not allowed", 403);
@@ -63,15 +68,5 @@ fn refuse(error: &JoinError) -> Result<Response> {
             serde_json::json!({ "event": "join refused", "error": error.to_string() })
         );
     }
-    let pair = WebSocketPair::new()?;
-    pair.server.accept()?;
-    for output in refuse_join(ConnId(0), error) {
-        match output {
-            Output::Send { text, .. } => pair.server.send_with_str(&text)?,
-            Output::Close { code, .. } => {
-                pair.server.close(Some(code.code()), Some(code.reason()))?;
-            }
-        }
-    }
-    Response::from_websocket(pair.client)
+    short_lived::refusal(&refuse_join(ConnId(0), error))
 }

@@ -1,34 +1,38 @@
 //! Longhouse edge target: a Cloudflare Worker (built with `worker` 0.8.7 and
 //! `worker-build`) that routes each WebSocket to one Durable Object per space.
 //!
-//! Only [`config`] is compiled on the host; everything that touches the
+//! Only [`config`] and [`sockets`] are compiled on the host; everything that touches the
 //! Workers runtime is `wasm32`-only, so `cargo build --workspace` stays a
 //! plain host build. Build with `scripts/build-worker.sh`, run with
 //! `scripts/wrangler-dev.sh`.
 
 pub mod config;
+pub mod sockets;
 
 #[cfg(target_arch = "wasm32")]
 mod entry;
 #[cfg(target_arch = "wasm32")]
 mod ffi;
 #[cfg(target_arch = "wasm32")]
+mod lease_table;
+#[cfg(target_arch = "wasm32")]
+mod short_lived;
+#[cfg(target_arch = "wasm32")]
 pub mod space;
 
 /// The Worker's configuration: vars, and secrets for the auth secrets (a
-/// var of the same name also works, for `wrangler dev --var`).
+/// var of the same name also works, for `wrangler dev --var`). A bad value
+/// is returned, never replaced by its default: the callers refuse to serve
+/// (see [`short_lived::misconfigured`]).
 #[cfg(target_arch = "wasm32")]
-fn edge_config(env: &worker::Env) -> config::EdgeConfig {
+fn edge_config(env: &worker::Env) -> Result<config::EdgeConfig, config::ConfigError> {
     let lookup = |name: &str| {
         env.secret(name)
             .ok()
             .map(|v| v.to_string())
             .or_else(|| env.var(name).ok().map(|v| v.to_string()))
     };
-    config::EdgeConfig::from_lookup(lookup).unwrap_or_else(|err| {
-        worker::console_error!("{err}; using defaults");
-        config::EdgeConfig::default()
-    })
+    config::EdgeConfig::from_lookup(lookup)
 }
 
 /// The join rules' authentication, from the configuration.
