@@ -7,6 +7,8 @@ use std::sync::Arc;
 use crate::client_id::ClientId;
 use crate::close::CloseCode;
 use crate::conn_id::ConnId;
+use crate::defaults::DEFAULT_MAX_HELD_EVENTS;
+use crate::error_kind::ErrorKind;
 use crate::inbound::{decode, ClientMessage, Frame};
 use crate::join::JoinError;
 use crate::output::{Command, Disconnect, Output};
@@ -24,6 +26,17 @@ struct Conn {
     confirmed_at: Option<u64>,
 }
 
+/// What one frame asks of whoever keeps the roster, and what it was
+/// refused for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Framed {
+    /// The roster change it asks for (a renewal, or the end of the lease
+    /// when the frame forces a close).
+    pub command: Option<Command>,
+    /// The error the client was told of (or closed for), as a value.
+    pub error: Option<ErrorKind>,
+}
+
 /// One space's sockets on this process. It applies roster events in
 /// sequence order and turns them into messages; every local socket shares
 /// one view of the roster, so a welcome plus the events after it always add
@@ -33,7 +46,15 @@ pub struct Hub {
     conns: HashMap<ConnId, Conn>,
     view: HashMap<ClientId, ClientInfo>,
     applied: u64,
-    buffered: BTreeMap<u64, RosterEvent>,
+    /// Events held back behind a gap: sequence → (arrival number, event).
+    buffered: BTreeMap<u64, (u64, RosterEvent)>,
+    /// How many events have arrived, to tell what came before a snapshot
+    /// was asked for ([`Hub::mark`]).
+    arrivals: u64,
+    /// The most events held back; beyond it they are dropped and
+    /// [`Hub::overflowed`] says so until a resync.
+    max_held: usize,
+    overflowed: bool,
     max_message_bytes: usize,
 }
 
@@ -47,8 +68,17 @@ impl Hub {
             view: HashMap::new(),
             applied,
             buffered: BTreeMap::new(),
+            arrivals: 0,
+            max_held: DEFAULT_MAX_HELD_EVENTS,
+            overflowed: false,
             max_message_bytes,
         }
+    }
+
+    /// Holds at most `max_held` events behind a gap (at least one).
+    pub fn with_max_held(mut self, max_held: usize) -> Self {
+        self.max_held = max_held.max(1);
+        self
     }
 
     /// Registers a socket that is joining as `id`; it is welcomed when the
@@ -98,21 +128,51 @@ impl Hub {
     /// Applies one roster event. Events arrive in any order and any number
     /// of times; each is applied once, in sequence. One that leaves a gap is
     /// held back until the gap fills or [`Hub::resync`] replaces it.
+    /// A gap holds back at most the hub's bound (see [`Hub::with_max_held`]):
+    /// beyond it every held event is dropped and the hub waits for a resync.
     pub fn apply(&mut self, event: Sequenced, out: &mut Vec<Output>) {
         if event.seq <= self.applied {
             return;
         }
-        self.buffered.insert(event.seq, event.event);
-        while let Some(event) = self.buffered.remove(&(self.applied + 1)) {
-            self.applied += 1;
-            self.apply_in_order(event, out);
+        self.arrivals += 1;
+        let next = event.seq == self.applied + 1;
+        if !next && !self.buffered.contains_key(&event.seq) && self.buffered.len() >= self.max_held
+        {
+            self.buffered.clear();
+            self.overflowed = true;
+            return;
         }
+        self.buffered
+            .entry(event.seq)
+            .or_insert((self.arrivals, event.event));
+        self.drain(out);
     }
 
-    /// True while events are held back behind a gap: the caller should
-    /// fetch a snapshot and [`Hub::resync`] if the gap does not fill soon.
+    /// True while events are held back behind a gap (or were dropped for
+    /// want of room): the caller should fetch a snapshot and
+    /// [`Hub::resync`] if the gap does not fill soon.
     pub fn has_gap(&self) -> bool {
-        !self.buffered.is_empty()
+        !self.buffered.is_empty() || self.overflowed
+    }
+
+    /// True once held-back events were dropped because the gap grew past
+    /// the bound: waiting cannot fill it, only a resync can.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+
+    /// The highest sequence number this hub has seen, applied or held
+    /// back: evidence of how far the store's history has gone.
+    pub fn seen(&self) -> u64 {
+        self.buffered
+            .last_key_value()
+            .map_or(self.applied, |(seq, _)| *seq)
+    }
+
+    /// A mark of what has arrived so far, taken when a snapshot is asked
+    /// for; see [`Hub::resync_since`].
+    pub fn mark(&self) -> u64 {
+        self.arrivals
     }
 
     /// The sequence number of the last applied event.
@@ -129,10 +189,71 @@ impl Hub {
         seq: u64,
         out: &mut Vec<Output>,
     ) {
+        self.resync_since(snapshot, seq, None, out);
+    }
+
+    /// [`Hub::resync`] with a snapshot asked for at `mark` ([`Hub::mark`]):
+    /// a held-back event newer than the snapshot that had already arrived
+    /// when it was asked for cannot be part of the store's history (the
+    /// snapshot would include it), so it is dropped rather than held for
+    /// ever.
+    pub fn resync_since(
+        &mut self,
+        snapshot: impl IntoIterator<Item = (ClientInfo, ConnId)>,
+        seq: u64,
+        mark: Option<u64>,
+        out: &mut Vec<Output>,
+    ) {
         if seq < self.applied {
             // Older than what this hub already applied: nothing to learn.
             return;
         }
+        self.diff(snapshot, seq, out);
+        self.applied = seq;
+        self.buffered = self.buffered.split_off(&(seq + 1));
+        if let Some(mark) = mark {
+            self.buffered.retain(|_, (arrival, _)| *arrival > mark);
+        }
+        self.overflowed = false;
+        self.drain(out);
+    }
+
+    /// Brings the view to a snapshot of another history (the store lost
+    /// the space's data and began a new one, whose sequence numbers are
+    /// unrelated to the old ones): like [`Hub::resync`] whatever the
+    /// sequence number, and every join already confirmed is settled by
+    /// this snapshot.
+    pub fn rebase(
+        &mut self,
+        snapshot: impl IntoIterator<Item = (ClientInfo, ConnId)>,
+        seq: u64,
+        out: &mut Vec<Output>,
+    ) {
+        for c in self.conns.values_mut() {
+            if c.confirmed_at.is_some() {
+                c.confirmed_at = Some(0);
+            }
+        }
+        self.buffered.clear();
+        self.overflowed = false;
+        self.diff(snapshot, seq, out);
+        self.applied = seq;
+    }
+
+    fn drain(&mut self, out: &mut Vec<Output>) {
+        while let Some((_, event)) = self.buffered.remove(&(self.applied + 1)) {
+            self.applied += 1;
+            self.apply_in_order(event, out);
+        }
+    }
+
+    /// Tells local sockets what separates their view from `snapshot`.
+    fn diff(
+        &mut self,
+        snapshot: impl IntoIterator<Item = (ClientInfo, ConnId)>,
+        seq: u64,
+        out: &mut Vec<Output>,
+    ) {
         let truth: HashMap<ClientId, (ClientInfo, ConnId)> = snapshot
             .into_iter()
             .map(|(c, holder)| (c.id.clone(), (c, holder)))
@@ -193,35 +314,34 @@ impl Hub {
         for conn in welcomed {
             self.welcome(conn, out);
         }
-
-        self.applied = seq;
-        self.buffered = self.buffered.split_off(&(seq + 1));
-        while let Some(event) = self.buffered.remove(&(self.applied + 1)) {
-            self.applied += 1;
-            self.apply_in_order(event, out);
-        }
     }
 
-    /// Handles one frame from a socket, returning the roster change it asks
-    /// for (a renewal, or the end of the lease when the frame forces a
-    /// close).
-    pub fn frame(
-        &mut self,
-        conn: ConnId,
-        frame: Frame<'_>,
-        out: &mut Vec<Output>,
-    ) -> Option<Command> {
-        let id = self.conns.get(&conn)?.id.clone();
+    /// Handles one frame from a socket: the roster change it asks for (a
+    /// renewal, or the end of the lease when the frame forces a close) and
+    /// the kind of error it was refused with.
+    pub fn frame(&mut self, conn: ConnId, frame: Frame<'_>, out: &mut Vec<Output>) -> Framed {
+        let Some(c) = self.conns.get(&conn) else {
+            return Framed::default();
+        };
+        let id = c.id.clone();
         match decode(frame, self.max_message_bytes) {
-            Ok(ClientMessage::Ping) => Some(Command::Renew { id, holder: conn }),
+            Ok(ClientMessage::Ping) => Framed {
+                command: Some(Command::Renew { id, holder: conn }),
+                error: None,
+            },
             Err(error) => {
                 if error.has_message() {
                     send(conn, ServerMessage::Error(error.to_string()).encode(), out);
                 }
-                let code = error.close_code()?;
-                self.conns.remove(&conn);
-                out.push(Output::Close { conn, code });
-                Some(Command::Leave { id, holder: conn })
+                let command = error.close_code().map(|code| {
+                    self.conns.remove(&conn);
+                    out.push(Output::Close { conn, code });
+                    Command::Leave { id, holder: conn }
+                });
+                Framed {
+                    command,
+                    error: Some(error.kind()),
+                }
             }
         }
     }

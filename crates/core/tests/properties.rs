@@ -1152,7 +1152,7 @@ impl Net {
                         _ => Frame::Oversized,
                     };
                     let command = self.hubs[hub].frame(conn, frame, &mut out);
-                    self.execute(command)?;
+                    self.execute(command.command)?;
                 }
             }
             HubOp::Clean(pick) | HubOp::Lost(pick) => {
