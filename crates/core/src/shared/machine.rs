@@ -1,0 +1,931 @@
+//! One space served through a shared store, as a sans-IO state machine:
+//! the local hub plus everything that keeps it in step with a store that
+//! other instances write to as well. Its inputs are the sockets' joins,
+//! frames and closes, the replies to the calls it asked for, the messages
+//! of the space's channel, the state of the subscription, and the time;
+//! its outputs ([`SharedStep`]) are socket effects, store calls, roster
+//! events for logs and metrics, and notes; [`SharedSpace::poll_timeout`]
+//! says when to wake it.
+//!
+//! Decided here: when a join is sent (once the subscription is confirmed;
+//! refused with 1011 if it is not within the wait, or the store is down),
+//! when the space resynchronises (a gap that does not fill within the
+//! patience, a held-back buffer that overflowed, a reconnected
+//! subscription, lost messages, or another history), when it sweeps (the
+//! next expiry by the store's clock), and what it re-asserts when the store
+//! lost the space (see [`crate::shared::StoreOp::Resync`]).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use crate::client_id::ClientId;
+use crate::conn_id::ConnId;
+use crate::hub::Hub;
+use crate::inbound::Frame;
+use crate::join::{JoinError, JoinRequest};
+use crate::output::{Command, Disconnect, Output};
+use crate::roster::{RosterEvent, Sequenced};
+use crate::shared::calls::{CallId, History, KnownLease, StoreCall, StoreOp};
+use crate::shared::clock::StoreClock;
+use crate::shared::codec::{decode_published, Epoch, Published, ScriptReply, ScriptStatus};
+use crate::shared::config::SharedConfig;
+use crate::space::Step;
+use crate::time::UnixMillis;
+use crate::wire::ClientInfo;
+use crate::CloseCode;
+
+/// How many abandoned histories are remembered, so that their late events
+/// are ignored instead of starting another resync.
+const PAST_EPOCHS: usize = 4;
+
+/// What one input did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SharedStep {
+    /// Socket effects, the roster events this instance's calls made (for
+    /// logs and metrics; each change is reported by exactly one instance),
+    /// and error kinds.
+    pub step: Step,
+    /// Store calls to make; answer each with [`SharedSpace::reply`].
+    pub calls: Vec<StoreCall>,
+    /// Things worth a log line.
+    pub notes: Vec<Note>,
+}
+
+/// Why a store call failed, as far as the space cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreFailure {
+    /// Not connected (the target is reconnecting).
+    Unavailable,
+    /// Sent, but it failed or its answer could not be read.
+    Failed,
+}
+
+/// The space's subscription to its channel, as the target reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subscription {
+    /// Confirmed: every event published from now on arrives.
+    Confirmed,
+    /// Lost for a moment (the target is re-subscribing): events may be
+    /// missed, so the space resynchronises once it is confirmed again.
+    Lost,
+    /// The store is unreachable: joins are refused (1011) until it is back.
+    Unavailable,
+}
+
+/// Why a space resynchronised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResyncReason {
+    /// A gap in the events did not fill within the patience.
+    Gap,
+    /// More events were held back than the bound allows.
+    Overflow,
+    /// The subscription was re-established (events may have been missed).
+    Resubscribed,
+    /// The target dropped messages (its queue was full).
+    MessagesLost,
+    /// The store's history is not the one this view belongs to.
+    History,
+}
+
+/// A decision worth a log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// The space asked the store for a snapshot.
+    Resync(ResyncReason),
+    /// The view moved to another history of the space (the store lost its
+    /// data, or began one): `reasserted` leases were put back.
+    HistoryChanged {
+        /// The history the view belonged to.
+        from: Option<Epoch>,
+        /// The store's.
+        to: Option<Epoch>,
+        /// How many known leases this instance put back.
+        reasserted: usize,
+    },
+    /// A message of the channel did not decode (noted once per space).
+    Undecodable(String),
+    /// A call failed.
+    CallFailed(&'static str, StoreFailure),
+}
+
+#[derive(Debug, Clone)]
+enum Pending {
+    Join(ConnId),
+    Renew(ClientId, ConnId),
+    Leave,
+    Sweep,
+    Resync,
+}
+
+#[derive(Debug, Clone)]
+struct InFlight {
+    pending: Pending,
+    /// When it was asked for (local clock), to learn the store's offset.
+    sent: UnixMillis,
+    /// The history the view belonged to then.
+    epoch: Option<Epoch>,
+    /// Whether the view had a snapshot then.
+    ready: bool,
+    /// What had arrived then: events held back by the hub, and messages.
+    hub_mark: u64,
+    arrivals: u64,
+}
+
+/// A lease held by a socket here, as its join's reply and renewals left it.
+#[derive(Debug, Clone)]
+struct Own {
+    conn: ConnId,
+    client: ClientInfo,
+    /// Store clock.
+    expires_at: UnixMillis,
+}
+
+/// A join's request, kept while its socket is open (it may be sent again
+/// if the history it landed in is lost before it was confirmed).
+#[derive(Debug, Clone)]
+struct Joining {
+    identity: String,
+    id: ClientId,
+    /// Waiting for the subscription since (local clock); `None` once sent.
+    waiting_since: Option<UnixMillis>,
+}
+
+/// One space on one instance, served through a shared store.
+#[derive(Debug, Clone)]
+pub struct SharedSpace {
+    config: SharedConfig,
+    hub: Hub,
+    clock: StoreClock,
+    /// The history the hub's view belongs to (set by the first snapshot).
+    epoch: Option<Epoch>,
+    /// A snapshot has been applied.
+    ready: bool,
+    past: VecDeque<Epoch>,
+    subscription: Option<Subscription>,
+    joining: HashMap<ConnId, Joining>,
+    /// Joins the store took in a history the view is not at yet.
+    unconfirmed: Vec<(ConnId, Option<Epoch>, u64)>,
+    own: HashMap<ClientId, Own>,
+    calls: HashMap<CallId, InFlight>,
+    next_call: u64,
+    /// The earliest lease end known (store clock).
+    next_sweep: Option<UnixMillis>,
+    sweeping: bool,
+    /// No sweep before this (local clock): spacing, or a retry.
+    sweep_not_before: UnixMillis,
+    resync_wanted: Option<ResyncReason>,
+    resyncing: bool,
+    resync_not_before: UnixMillis,
+    gap_since: Option<UnixMillis>,
+    /// Events of a history the view is not at, with their arrival number.
+    foreign: VecDeque<(u64, Epoch, Sequenced)>,
+    foreign_overflowed: bool,
+    /// A reset seen before the first snapshot.
+    reset_seen: Option<Epoch>,
+    arrivals: u64,
+    warned_undecodable: bool,
+    stopping: bool,
+}
+
+impl SharedSpace {
+    /// A space with no sockets yet, its subscription not yet confirmed;
+    /// `clock` is the instance's estimate of the store's clock so far.
+    pub fn new(config: SharedConfig, clock: StoreClock) -> Self {
+        SharedSpace {
+            hub: Hub::new(config.space.max_message_bytes, 0).with_max_held(config.max_held_events),
+            config,
+            clock,
+            epoch: None,
+            ready: false,
+            past: VecDeque::new(),
+            subscription: None,
+            joining: HashMap::new(),
+            unconfirmed: Vec::new(),
+            own: HashMap::new(),
+            calls: HashMap::new(),
+            next_call: 0,
+            next_sweep: None,
+            sweeping: false,
+            sweep_not_before: UnixMillis(0),
+            resync_wanted: None,
+            resyncing: false,
+            resync_not_before: UnixMillis(0),
+            gap_since: None,
+            foreign: VecDeque::new(),
+            foreign_overflowed: false,
+            reset_seen: None,
+            arrivals: 0,
+            warned_undecodable: false,
+            stopping: false,
+        }
+    }
+
+    /// A socket asks to join; `fresh_id` makes the id when it asks for
+    /// none. Its welcome (or refusal) follows from later inputs.
+    pub fn join(
+        &mut self,
+        conn: ConnId,
+        request: &JoinRequest,
+        fresh_id: impl FnOnce() -> ClientId,
+        now: UnixMillis,
+    ) -> SharedStep {
+        let mut out = SharedStep::default();
+        if self.stopping {
+            out.step.outputs.push(Output::Close {
+                conn,
+                code: CloseCode::ServiceRestart,
+            });
+            return out;
+        }
+        let id = request.id.clone().unwrap_or_else(fresh_id);
+        self.hub.open(conn, id.clone());
+        self.joining.insert(
+            conn,
+            Joining {
+                identity: request.identity.clone(),
+                id,
+                waiting_since: Some(now),
+            },
+        );
+        match self.subscription {
+            Some(Subscription::Confirmed) => self.send_join(conn, now, &mut out),
+            Some(Subscription::Unavailable) => self.refuse_unavailable(conn, &mut out),
+            None | Some(Subscription::Lost) => {}
+        }
+        self.finish(now, &mut out);
+        out
+    }
+
+    /// A socket sent a frame.
+    pub fn frame(&mut self, conn: ConnId, frame: Frame<'_>, now: UnixMillis) -> SharedStep {
+        let mut out = SharedStep::default();
+        let framed = self.hub.frame(conn, frame, &mut out.step.outputs);
+        out.step.errors.extend(framed.error);
+        if let Some(command) = framed.command {
+            self.command(command, now, &mut out);
+        }
+        self.finish(now, &mut out);
+        out
+    }
+
+    /// A socket closed, cleanly or not.
+    pub fn closed(&mut self, conn: ConnId, how: Disconnect, now: UnixMillis) -> SharedStep {
+        let mut out = SharedStep::default();
+        if let Some(command) = self.hub.closed(conn, how) {
+            self.command(command, now, &mut out);
+        }
+        self.finish(now, &mut out);
+        out
+    }
+
+    /// The answer to call `id`.
+    pub fn reply(
+        &mut self,
+        id: CallId,
+        result: Result<ScriptReply, StoreFailure>,
+        now: UnixMillis,
+    ) -> SharedStep {
+        let mut out = SharedStep::default();
+        let Some(call) = self.calls.remove(&id) else {
+            return out;
+        };
+        match result {
+            Ok(reply) => self.replied(call, reply, now, &mut out),
+            Err(failure) => self.failed(call, failure, now, &mut out),
+        }
+        self.finish(now, &mut out);
+        out
+    }
+
+    /// One message from the space's channel, as published.
+    pub fn message(&mut self, text: &str, now: UnixMillis) -> SharedStep {
+        let mut out = SharedStep::default();
+        self.arrivals += 1;
+        match decode_published(text) {
+            Ok(Published::Reset { epoch }) => {
+                let epoch = Some(epoch);
+                if !self.ready {
+                    // Settled once the first snapshot says which history
+                    // it is of.
+                    self.reset_seen = epoch;
+                } else if !self.is_current_or_past(&epoch) {
+                    self.want_resync(ResyncReason::History);
+                }
+            }
+            Ok(Published::Event { epoch, event }) => self.event(epoch, event, now, &mut out),
+            Err(e) => {
+                if !self.warned_undecodable {
+                    self.warned_undecodable = true;
+                    out.notes.push(Note::Undecodable(e.to_string()));
+                }
+            }
+        }
+        self.finish(now, &mut out);
+        out
+    }
+
+    /// The subscription's state changed.
+    pub fn subscription(&mut self, state: Subscription, now: UnixMillis) -> SharedStep {
+        let mut out = SharedStep::default();
+        let before = self.subscription.replace(state);
+        match state {
+            Subscription::Confirmed => {
+                if before.is_some_and(|b| b != Subscription::Confirmed) {
+                    self.want_resync(ResyncReason::Resubscribed);
+                }
+                let waiting: Vec<ConnId> = self
+                    .joining
+                    .iter()
+                    .filter(|(_, j)| j.waiting_since.is_some())
+                    .map(|(c, _)| *c)
+                    .collect();
+                for conn in sorted(waiting) {
+                    self.send_join(conn, now, &mut out);
+                }
+            }
+            Subscription::Unavailable => {
+                let waiting: Vec<ConnId> = self
+                    .joining
+                    .iter()
+                    .filter(|(_, j)| j.waiting_since.is_some())
+                    .map(|(c, _)| *c)
+                    .collect();
+                for conn in sorted(waiting) {
+                    self.refuse_unavailable(conn, &mut out);
+                }
+            }
+            Subscription::Lost => {}
+        }
+        self.finish(now, &mut out);
+        out
+    }
+
+    /// The target dropped messages of the channel (its queue overflowed):
+    /// what they said is only in the store now.
+    pub fn messages_lost(&mut self, now: UnixMillis) -> SharedStep {
+        let mut out = SharedStep::default();
+        self.want_resync(ResyncReason::MessagesLost);
+        self.finish(now, &mut out);
+        out
+    }
+
+    /// The time is now `now` (see [`SharedSpace::poll_timeout`]).
+    pub fn tick(&mut self, now: UnixMillis) -> SharedStep {
+        let mut out = SharedStep::default();
+        self.finish(now, &mut out);
+        out
+    }
+
+    /// Closes every socket with 1012 and keeps their leases; later joins
+    /// are closed with 1012 too.
+    pub fn shutdown(&mut self) -> SharedStep {
+        let mut out = SharedStep::default();
+        self.stopping = true;
+        self.hub.shutdown(&mut out.step.outputs);
+        self.joining.clear();
+        self.own.clear();
+        out
+    }
+
+    /// When to call [`SharedSpace::tick`] next (local clock), if anything
+    /// is due later.
+    pub fn poll_timeout(&self) -> Option<UnixMillis> {
+        let mut at: Option<UnixMillis> = None;
+        let mut take = |t: UnixMillis| at = Some(at.map_or(t, |a| a.min(t)));
+        for j in self.joining.values() {
+            if let Some(since) = j.waiting_since {
+                take(since.plus(self.config.subscribe_wait_ms));
+            }
+        }
+        if self.can_resync() {
+            if self.resync_wanted.is_some() {
+                take(self.resync_not_before);
+            } else if let Some(since) = self.gap_since {
+                take(since.plus(self.config.gap_patience_ms));
+            }
+        }
+        if let Some(due) = self.sweep_due() {
+            take(due);
+        }
+        at
+    }
+
+    /// No sockets, no joins and no calls in flight: the target may drop
+    /// the space (and end its subscription).
+    pub fn is_idle(&self) -> bool {
+        self.hub.is_empty() && self.joining.is_empty() && self.calls.is_empty()
+    }
+
+    /// The local sockets and their view.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// The estimate of the store's clock this space has learnt.
+    pub fn clock(&self) -> &StoreClock {
+        &self.clock
+    }
+
+    /// The history the view belongs to.
+    pub fn epoch(&self) -> Option<&Epoch> {
+        self.epoch.as_ref()
+    }
+
+    // --- inputs, continued ------------------------------------------------
+
+    fn command(&mut self, command: Command, now: UnixMillis, out: &mut SharedStep) {
+        match command {
+            Command::Renew { id, holder } => {
+                let op = StoreOp::Renew {
+                    id: id.clone(),
+                    holder,
+                };
+                self.call(op, Pending::Renew(id, holder), now, out);
+            }
+            Command::Leave { id, holder } => {
+                if self.own.get(&id).is_some_and(|o| o.conn == holder) {
+                    self.own.remove(&id);
+                }
+                self.call(StoreOp::Leave { id, holder }, Pending::Leave, now, out);
+            }
+        }
+    }
+
+    fn event(&mut self, epoch: Epoch, event: Sequenced, now: UnixMillis, out: &mut SharedStep) {
+        if self.ready && self.epoch.as_ref() == Some(&epoch) {
+            self.note_lease_start(&event.event, now);
+            self.hub.apply(event, &mut out.step.outputs);
+            return;
+        }
+        if self.past.contains(&epoch) {
+            return;
+        }
+        self.hold_foreign(epoch, event);
+        if self.ready {
+            self.want_resync(ResyncReason::History);
+        }
+    }
+
+    fn replied(
+        &mut self,
+        call: InFlight,
+        reply: ScriptReply,
+        now: UnixMillis,
+        out: &mut SharedStep,
+    ) {
+        self.clock.observe(call.sent, now, reply.now);
+        out.step.events.extend(reply.events.iter().cloned());
+        match call.pending.clone() {
+            Pending::Join(conn) => self.join_replied(conn, &call, reply, now, out),
+            Pending::Renew(id, conn) => {
+                if reply.status == ScriptStatus::Ok && reply.epoch == self.epoch {
+                    if let Some(own) = self.own.get_mut(&id).filter(|o| o.conn == conn) {
+                        let end = reply.now.plus(self.config.space.ttl_ms);
+                        own.expires_at = own.expires_at.max(end);
+                    }
+                }
+                self.absorb(&call, reply, now, out);
+            }
+            Pending::Leave => self.absorb(&call, reply, now, out),
+            Pending::Sweep => {
+                self.sweeping = false;
+                self.absorb(&call, reply, now, out);
+            }
+            Pending::Resync => {
+                self.resyncing = false;
+                self.resynced(&call, reply, now, out);
+            }
+        }
+    }
+
+    fn join_replied(
+        &mut self,
+        conn: ConnId,
+        call: &InFlight,
+        reply: ScriptReply,
+        now: UnixMillis,
+        out: &mut SharedStep,
+    ) {
+        let open = self.joining.contains_key(&conn) && self.hub.client_of(conn).is_some();
+        if open {
+            match reply.status {
+                ScriptStatus::Refused => self.refuse(conn, &JoinError::IdHeldByAnother, out),
+                ScriptStatus::Full => self.refuse(conn, &JoinError::SpaceFull, out),
+                _ => {
+                    if let Some(last) = reply.events.last() {
+                        if reply.epoch.is_some() && self.is_lost_history(call, &reply.epoch) {
+                            // It landed in a history the view has left: the
+                            // lease went with it.
+                            self.send_join(conn, now, out);
+                            return;
+                        }
+                        self.took(conn, last, reply.now);
+                        if self.ready && reply.epoch == self.epoch {
+                            self.hub.confirm(conn, last.seq);
+                        } else {
+                            self.unconfirmed.push((conn, reply.epoch.clone(), last.seq));
+                        }
+                    }
+                }
+            }
+        }
+        self.absorb(call, reply, now, out);
+    }
+
+    /// Records the lease a join's event gave a socket of ours.
+    fn took(&mut self, conn: ConnId, event: &Sequenced, store_now: UnixMillis) {
+        let (RosterEvent::Joined { client, holder } | RosterEvent::Resumed { client, holder, .. }) =
+            &event.event
+        else {
+            return;
+        };
+        if *holder == conn {
+            self.own.insert(
+                client.id.clone(),
+                Own {
+                    conn,
+                    client: client.clone(),
+                    expires_at: store_now.plus(self.config.space.ttl_ms),
+                },
+            );
+        }
+    }
+
+    /// Applies a reply's events, snapshot and next expiry to the view, if
+    /// they belong to its history; otherwise holds them and resynchronises.
+    fn absorb(
+        &mut self,
+        call: &InFlight,
+        reply: ScriptReply,
+        now: UnixMillis,
+        out: &mut SharedStep,
+    ) {
+        if self.ready && reply.epoch == self.epoch {
+            if let Some(snapshot) = reply.snapshot {
+                self.hub
+                    .resync_since(snapshot, reply.seq, None, &mut out.step.outputs);
+            }
+            for event in reply.events {
+                self.hub.apply(event, &mut out.step.outputs);
+            }
+            self.expect_expiry(reply.next_expiry);
+        } else if !self.ready && reply.snapshot.is_some() {
+            // The first snapshot: the view adopts its history.
+            self.adopt(call, reply, now, out);
+        } else if self.is_lost_history(call, &reply.epoch) {
+            // Ran in a history the view has since left: nothing to learn.
+        } else {
+            if let Some(epoch) = reply.epoch.clone() {
+                for event in reply.events {
+                    self.hold_foreign(epoch.clone(), event);
+                }
+            }
+            if self.ready {
+                self.want_resync(ResyncReason::History);
+            }
+        }
+    }
+
+    fn resynced(
+        &mut self,
+        call: &InFlight,
+        reply: ScriptReply,
+        now: UnixMillis,
+        out: &mut SharedStep,
+    ) {
+        if reply.snapshot.is_none() {
+            return;
+        }
+        let reasserted = reply
+            .events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.event,
+                    RosterEvent::Joined { .. } | RosterEvent::Resumed { .. }
+                )
+            })
+            .count();
+        if self.ready && reply.epoch == self.epoch {
+            let snapshot = reply.snapshot.expect("checked");
+            self.hub.resync_since(
+                snapshot,
+                reply.seq,
+                Some(call.hub_mark),
+                &mut out.step.outputs,
+            );
+            let mark = call.arrivals;
+            self.foreign.retain(|(arrival, _, _)| *arrival > mark);
+            self.expect_expiry(reply.next_expiry);
+            if !self.foreign.is_empty() {
+                self.want_resync(ResyncReason::History);
+            }
+        } else {
+            let from = call.epoch.clone();
+            let to = reply.epoch.clone();
+            self.adopt(call, reply, now, out);
+            out.notes.push(Note::HistoryChanged {
+                from,
+                to,
+                reasserted,
+            });
+        }
+    }
+
+    /// Moves the view to the history of `reply` (which has a snapshot):
+    /// applies the events of that history held meanwhile, settles the joins
+    /// confirmed in it, and sends again those that landed elsewhere.
+    fn adopt(
+        &mut self,
+        call: &InFlight,
+        reply: ScriptReply,
+        now: UnixMillis,
+        out: &mut SharedStep,
+    ) {
+        let snapshot = reply.snapshot.expect("adopted replies carry a snapshot");
+        if let Some(old) = self.epoch.take() {
+            if Some(&old) != reply.epoch.as_ref() {
+                self.past.push_back(old);
+                if self.past.len() > PAST_EPOCHS {
+                    self.past.pop_front();
+                }
+            }
+        }
+        self.past.retain(|p| Some(p) != reply.epoch.as_ref());
+        self.epoch = reply.epoch.clone();
+        self.ready = true;
+        self.gap_since = None;
+        self.hub.rebase(snapshot, reply.seq, &mut out.step.outputs);
+        // Confirmations of this history, then the joins that landed in
+        // another one (it is gone): sent again.
+        let mut retry = Vec::new();
+        for (conn, epoch, seq) in std::mem::take(&mut self.unconfirmed) {
+            if epoch == self.epoch {
+                self.hub.confirm(conn, seq);
+            } else {
+                retry.push(conn);
+            }
+        }
+        let held = std::mem::take(&mut self.foreign);
+        let mut stale = false;
+        for (arrival, epoch, event) in held {
+            if Some(&epoch) == self.epoch.as_ref() {
+                if event.seq > reply.seq {
+                    self.note_lease_start(&event.event, now);
+                    self.hub.apply(event, &mut out.step.outputs);
+                }
+            } else if arrival > call.arrivals && !self.past.contains(&epoch) {
+                // Newer than the snapshot: yet another history.
+                self.foreign.push_back((arrival, epoch, event));
+                stale = true;
+            }
+        }
+        let reset = self
+            .reset_seen
+            .take()
+            .is_some_and(|e| !self.is_current_or_past(&Some(e)));
+        if stale || reset || std::mem::take(&mut self.foreign_overflowed) {
+            self.want_resync(ResyncReason::History);
+        }
+        self.next_sweep = None;
+        self.expect_expiry(reply.next_expiry);
+        for conn in sorted(retry) {
+            if self.hub.client_of(conn).is_some() {
+                self.send_join(conn, now, out);
+            }
+        }
+    }
+
+    fn failed(
+        &mut self,
+        call: InFlight,
+        failure: StoreFailure,
+        now: UnixMillis,
+        out: &mut SharedStep,
+    ) {
+        let what = match call.pending {
+            Pending::Join(conn) => {
+                if self.joining.contains_key(&conn) && self.hub.client_of(conn).is_some() {
+                    self.refuse(conn, &JoinError::StoreUnavailable, out);
+                }
+                "join"
+            }
+            Pending::Renew(..) => "renew",
+            Pending::Leave => "leave",
+            Pending::Sweep => {
+                self.sweeping = false;
+                self.sweep_not_before = now.plus(self.config.retry_ms);
+                "sweep"
+            }
+            Pending::Resync => {
+                self.resyncing = false;
+                self.resync_not_before = now.plus(self.config.retry_ms);
+                self.resync_wanted.get_or_insert(ResyncReason::Resubscribed);
+                "resync"
+            }
+        };
+        out.notes.push(Note::CallFailed(what, failure));
+    }
+
+    // --- what every input ends with ----------------------------------------
+
+    /// Does what is due at `now`: refuses joins that waited too long for
+    /// the subscription, notices gaps, resynchronises, sweeps; then forgets
+    /// what belongs to sockets that are gone.
+    fn finish(&mut self, now: UnixMillis, out: &mut SharedStep) {
+        let expired: Vec<ConnId> = self
+            .joining
+            .iter()
+            .filter(|(_, j)| {
+                j.waiting_since
+                    .is_some_and(|s| now >= s.plus(self.config.subscribe_wait_ms))
+            })
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in sorted(expired) {
+            self.refuse_unavailable(conn, out);
+        }
+        if self.ready && self.hub.has_gap() {
+            let since = *self.gap_since.get_or_insert(now);
+            if self.hub.overflowed() {
+                self.want_resync(ResyncReason::Overflow);
+            } else if now >= since.plus(self.config.gap_patience_ms) {
+                self.want_resync(ResyncReason::Gap);
+            }
+        } else {
+            self.gap_since = None;
+        }
+        if let Some(reason) = self.resync_wanted {
+            if self.can_resync() && now >= self.resync_not_before {
+                self.resync_wanted = None;
+                self.gap_since = None;
+                out.notes.push(Note::Resync(reason));
+                let known = self.known();
+                self.resyncing = true;
+                self.call(StoreOp::Resync { known }, Pending::Resync, now, out);
+            }
+        }
+        if self.sweep_due().is_some_and(|due| now >= due) {
+            self.sweeping = true;
+            self.next_sweep = None;
+            self.sweep_not_before = now.plus(self.config.sweep_spacing_ms);
+            self.call(StoreOp::Sweep, Pending::Sweep, now, out);
+        }
+        let hub = &self.hub;
+        self.joining
+            .retain(|conn, _| hub.client_of(*conn).is_some());
+        self.own
+            .retain(|id, own| hub.client_of(own.conn) == Some(id));
+        self.unconfirmed
+            .retain(|(conn, _, _)| hub.client_of(*conn).is_some());
+    }
+
+    fn can_resync(&self) -> bool {
+        self.ready
+            && !self.resyncing
+            && !self.stopping
+            && self.subscription == Some(Subscription::Confirmed)
+    }
+
+    fn sweep_due(&self) -> Option<UnixMillis> {
+        if !self.ready
+            || self.sweeping
+            || self.stopping
+            || self.subscription == Some(Subscription::Unavailable)
+        {
+            return None;
+        }
+        let next = self.next_sweep?;
+        // A hair after the lease's end by the store's clock, however far
+        // the estimate may be off.
+        let local = self.clock.local_time(next);
+        let slack = self.clock.uncertainty_ms(local).saturating_add(1);
+        Some(local.plus(slack).max(self.sweep_not_before))
+    }
+
+    fn want_resync(&mut self, reason: ResyncReason) {
+        self.resync_wanted.get_or_insert(reason);
+    }
+
+    fn expect_expiry(&mut self, at: Option<UnixMillis>) {
+        if let Some(at) = at {
+            self.next_sweep = Some(self.next_sweep.map_or(at, |n| n.min(at)));
+        }
+    }
+
+    /// A lease that began just now ends a TTL from now (a placeholder
+    /// sooner): the sweep must not wait for a reply that another instance
+    /// got.
+    fn note_lease_start(&mut self, event: &RosterEvent, now: UnixMillis) {
+        let length = match event {
+            RosterEvent::Joined { holder, .. } if holder.0 == 0 => self.config.placeholder_ms,
+            RosterEvent::Joined { .. } | RosterEvent::Resumed { .. } => self.config.space.ttl_ms,
+            RosterEvent::Left { .. } => return,
+        };
+        let end = self.clock.store_time(now).plus(length);
+        self.expect_expiry(Some(end));
+    }
+
+    fn hold_foreign(&mut self, epoch: Epoch, event: Sequenced) {
+        if self.foreign.len() >= self.config.max_foreign_events {
+            self.foreign.clear();
+            self.foreign_overflowed = true;
+        }
+        self.foreign.push_back((self.arrivals, epoch, event));
+    }
+
+    fn is_current_or_past(&self, epoch: &Option<Epoch>) -> bool {
+        *epoch == self.epoch || epoch.as_ref().is_some_and(|e| self.past.contains(e))
+    }
+
+    /// Whether a reply of history `epoch` comes from a history the view
+    /// has left since the call was made.
+    fn is_lost_history(&self, call: &InFlight, epoch: &Option<Epoch>) -> bool {
+        *epoch != self.epoch
+            && (epoch.as_ref().is_some_and(|e| self.past.contains(e))
+                || (call.ready && *epoch == call.epoch))
+    }
+
+    /// Sends `conn`'s join; a fresh lease is stamped with the store's
+    /// clock as this instance estimates it.
+    fn send_join(&mut self, conn: ConnId, now: UnixMillis, out: &mut SharedStep) {
+        let Some(j) = self.joining.get_mut(&conn) else {
+            return;
+        };
+        j.waiting_since = None;
+        let client = ClientInfo {
+            id: j.id.clone(),
+            identity: j.identity.clone(),
+            joined_at: self.clock.store_time(now),
+        };
+        let op = StoreOp::Join {
+            client,
+            holder: conn,
+            snapshot: !self.ready,
+        };
+        self.call(op, Pending::Join(conn), now, out);
+    }
+
+    fn refuse(&mut self, conn: ConnId, error: &JoinError, out: &mut SharedStep) {
+        self.joining.remove(&conn);
+        out.step.errors.push(error.kind());
+        self.hub.refuse(conn, error, &mut out.step.outputs);
+    }
+
+    fn refuse_unavailable(&mut self, conn: ConnId, out: &mut SharedStep) {
+        self.refuse(conn, &JoinError::StoreUnavailable, out);
+    }
+
+    fn call(&mut self, op: StoreOp, pending: Pending, now: UnixMillis, out: &mut SharedStep) {
+        self.next_call += 1;
+        let id = CallId(self.next_call);
+        self.calls.insert(
+            id,
+            InFlight {
+                pending,
+                sent: now,
+                epoch: self.epoch.clone(),
+                ready: self.ready,
+                hub_mark: self.hub.mark(),
+                arrivals: self.arrivals,
+            },
+        );
+        let history = History {
+            epoch: if self.ready { self.epoch.clone() } else { None },
+            seen: if self.ready { self.hub.seen() } else { 0 },
+        };
+        out.calls.push(StoreCall { id, history, op });
+    }
+
+    /// What to put back should the store have lost the space: the view,
+    /// with the leases of this instance's sockets as held (and their
+    /// expiry), the others as placeholders; in welcome order.
+    fn known(&self) -> Vec<KnownLease> {
+        let mut known: BTreeMap<ClientId, KnownLease> = self
+            .hub
+            .view()
+            .into_iter()
+            .map(|client| (client.id.clone(), KnownLease { client, held: None }))
+            .collect();
+        for (id, own) in &self.own {
+            if self.hub.client_of(own.conn) == Some(id) {
+                known.insert(
+                    id.clone(),
+                    KnownLease {
+                        client: own.client.clone(),
+                        held: Some((own.conn, own.expires_at)),
+                    },
+                );
+            }
+        }
+        let mut known: Vec<KnownLease> = known.into_values().collect();
+        known.sort_by(|a, b| {
+            (a.client.joined_at, &a.client.id).cmp(&(b.client.joined_at, &b.client.id))
+        });
+        known
+    }
+}
+
+fn sorted(mut conns: Vec<ConnId>) -> Vec<ConnId> {
+    conns.sort();
+    conns
+}
