@@ -255,7 +255,13 @@ pub async fn subscription_killed_while_events_flow(cx: &Ctx) -> Result<()> {
 
 /// Commands the scripts run inside Redis (commandstats counts them too).
 const SCRIPT_INTERNAL: &[&str] = &[
+    "time",
     "hget",
+    "hmget",
+    "hgetall",
+    "hlen",
+    "zcard",
+    "del",
     "hlen",
     "hset",
     "hdel",
