@@ -1,7 +1,8 @@
 //! The local side of a space: the sockets one process holds, what they have
 //! been told, and the messages that keep them in step with the roster.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use crate::client_id::ClientId;
@@ -55,7 +56,22 @@ pub struct Hub {
     /// [`Hub::overflowed`] says so until a resync.
     max_held: usize,
     overflowed: bool,
+    /// Fingerprints of the last events applied in order, to notice a
+    /// history that contradicts itself (a store that went back and wrote
+    /// other events under the same numbers).
+    recent: VecDeque<(u64, u64)>,
+    contradicted: bool,
     max_message_bytes: usize,
+}
+
+/// How many applied events' fingerprints a hub keeps.
+const RECENT: usize = 64;
+
+fn fingerprint(event: &RosterEvent) -> u64 {
+    // SipHash with fixed keys: the same event gives the same value.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    event.hash(&mut h);
+    h.finish()
 }
 
 impl Hub {
@@ -71,6 +87,8 @@ impl Hub {
             arrivals: 0,
             max_held: DEFAULT_MAX_HELD_EVENTS,
             overflowed: false,
+            recent: VecDeque::new(),
+            contradicted: false,
             max_message_bytes,
         }
     }
@@ -112,11 +130,25 @@ impl Hub {
     /// `seq`. Until then a resync leaves the socket waiting (its join may
     /// still be on its way); from then on a snapshot that does not give it
     /// the lease closes it (4000 if the lease is gone, 4001 if another
-    /// socket holds it) instead of leaving it waiting for ever.
-    pub fn confirm(&mut self, conn: ConnId, seq: u64) {
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.confirmed_at = Some(seq);
+    /// socket holds it) instead of leaving it waiting for ever. If the view
+    /// is already past `seq` and the socket was not welcomed, a snapshot
+    /// skipped its join and did not give it the lease: it is closed now.
+    pub fn confirm(&mut self, conn: ConnId, seq: u64, out: &mut Vec<Output>) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.confirmed_at = Some(seq);
+        if c.joined || seq > self.applied {
+            return;
         }
+        let id = c.id.clone();
+        let code = if self.view.contains_key(&id) {
+            CloseCode::Replaced
+        } else {
+            CloseCode::LeaseExpired
+        };
+        self.conns.remove(&conn);
+        out.push(Output::Close { conn, code });
     }
 
     /// Refuses a joining socket: the error, then close 1008.
@@ -132,9 +164,24 @@ impl Hub {
     /// beyond it every held event is dropped and the hub waits for a resync.
     pub fn apply(&mut self, event: Sequenced, out: &mut Vec<Output>) {
         if event.seq <= self.applied {
+            // A duplicate, unless it says something else than what was
+            // applied under its number.
+            let print = fingerprint(&event.event);
+            if self
+                .recent
+                .iter()
+                .any(|(seq, p)| *seq == event.seq && *p != print)
+            {
+                self.contradicted = true;
+            }
             return;
         }
         self.arrivals += 1;
+        if let Some((_, held)) = self.buffered.get(&event.seq) {
+            if *held != event.event {
+                self.contradicted = true;
+            }
+        }
         let next = event.seq == self.applied + 1;
         if !next && !self.buffered.contains_key(&event.seq) && self.buffered.len() >= self.max_held
         {
@@ -159,6 +206,14 @@ impl Hub {
     /// the bound: waiting cannot fill it, only a resync can.
     pub fn overflowed(&self) -> bool {
         self.overflowed
+    }
+
+    /// True once two different events arrived under one sequence number:
+    /// the store's history went back and was written again (a failover to
+    /// a replica that was behind), so this view cannot be trusted. Cleared
+    /// by [`Hub::rebase`].
+    pub fn contradicted(&self) -> bool {
+        self.contradicted
     }
 
     /// The highest sequence number this hub has seen, applied or held
@@ -210,6 +265,7 @@ impl Hub {
         }
         self.diff(snapshot, seq, out);
         self.applied = seq;
+        self.recent.clear();
         self.buffered = self.buffered.split_off(&(seq + 1));
         if let Some(mark) = mark {
             self.buffered.retain(|_, (arrival, _)| *arrival > mark);
@@ -236,6 +292,8 @@ impl Hub {
         }
         self.buffered.clear();
         self.overflowed = false;
+        self.recent.clear();
+        self.contradicted = false;
         self.diff(snapshot, seq, out);
         self.applied = seq;
     }
@@ -243,6 +301,10 @@ impl Hub {
     fn drain(&mut self, out: &mut Vec<Output>) {
         while let Some((_, event)) = self.buffered.remove(&(self.applied + 1)) {
             self.applied += 1;
+            if self.recent.len() == RECENT {
+                self.recent.pop_front();
+            }
+            self.recent.push_back((self.applied, fingerprint(&event)));
             self.apply_in_order(event, out);
         }
     }
@@ -407,10 +469,7 @@ impl Hub {
         match event {
             RosterEvent::Joined { client, holder } => {
                 let id = client.id.clone();
-                let known = self.view.insert(id.clone(), client.clone()).is_some();
-                if !known {
-                    self.broadcast(&id, &ServerMessage::RemoteJoin(client), out);
-                }
+                self.arrive(client, out);
                 if self
                     .conns
                     .get(&holder)
@@ -425,10 +484,8 @@ impl Hub {
                 replaced,
             } => {
                 let id = client.id.clone();
-                if self.view.insert(id.clone(), client.clone()).is_none() {
-                    // Only after a resync that missed the join.
-                    self.broadcast(&id, &ServerMessage::RemoteJoin(client), out);
-                }
+                // New to the view only after a resync that missed the join.
+                self.arrive(client, out);
                 if replaced != holder && self.conns.get(&replaced).is_some_and(|c| c.id == id) {
                     self.conns.remove(&replaced);
                     out.push(Output::Close {
@@ -462,6 +519,23 @@ impl Hub {
                     self.broadcast(&id, &ServerMessage::RemoteLeave(client), out);
                 }
             }
+        }
+    }
+
+    /// Puts `client` in the view, telling local sockets if that changes
+    /// it. A record that differs from the one in view under the same id
+    /// (only in a history that contradicts itself) is told as the old
+    /// one's leave and the new one's join, so sockets never drift from the
+    /// view.
+    fn arrive(&mut self, client: ClientInfo, out: &mut Vec<Output>) {
+        let id = client.id.clone();
+        match self.view.insert(id.clone(), client.clone()) {
+            Some(old) if old == client => {}
+            Some(old) => {
+                self.broadcast(&id, &ServerMessage::RemoteLeave(old), out);
+                self.broadcast(&id, &ServerMessage::RemoteJoin(client), out);
+            }
+            None => self.broadcast(&id, &ServerMessage::RemoteJoin(client), out),
         }
     }
 

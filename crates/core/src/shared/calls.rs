@@ -21,7 +21,8 @@ pub struct History {
     /// The epoch the caller's view belongs to, if any.
     pub epoch: Option<Epoch>,
     /// The highest sequence number the caller has seen in it (applied or
-    /// held back): a store behind it went backwards.
+    /// held back): a store behind it went backwards. `u64::MAX` when the
+    /// caller saw the history contradict itself: the store begins a new one.
     pub seen: u64,
 }
 

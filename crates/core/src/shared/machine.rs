@@ -84,6 +84,12 @@ pub enum ResyncReason {
     MessagesLost,
     /// The store's history is not the one this view belongs to.
     History,
+    /// Two different events arrived under one sequence number: the store
+    /// went back and wrote again. The resync asks it to begin a new
+    /// history, so that every instance re-asserts what it holds.
+    Contradicted,
+    /// A renewal found no lease that this instance's socket holds.
+    LeaseMissing,
 }
 
 /// A decision worth a log line.
@@ -147,6 +153,8 @@ struct Joining {
     id: ClientId,
     /// Waiting for the subscription since (local clock); `None` once sent.
     waiting_since: Option<UnixMillis>,
+    /// Its call is in flight.
+    sent: bool,
 }
 
 /// One space on one instance, served through a shared store.
@@ -165,6 +173,9 @@ pub struct SharedSpace {
     /// Joins the store took in a history the view is not at yet.
     unconfirmed: Vec<(ConnId, Option<Epoch>, u64)>,
     own: HashMap<ClientId, Own>,
+    /// Leaves of sockets that closed while their join was in flight: sent
+    /// once it is answered, so that the leave cannot overtake the join.
+    deferred: HashMap<ConnId, ClientId>,
     calls: HashMap<CallId, InFlight>,
     next_call: u64,
     /// The earliest lease end known (store clock).
@@ -173,6 +184,8 @@ pub struct SharedSpace {
     /// No sweep before this (local clock): spacing, or a retry.
     sweep_not_before: UnixMillis,
     resync_wanted: Option<ResyncReason>,
+    /// The next resync asks the store to begin a new history.
+    force_new_history: bool,
     resyncing: bool,
     resync_not_before: UnixMillis,
     gap_since: Option<UnixMillis>,
@@ -201,12 +214,14 @@ impl SharedSpace {
             joining: HashMap::new(),
             unconfirmed: Vec::new(),
             own: HashMap::new(),
+            deferred: HashMap::new(),
             calls: HashMap::new(),
             next_call: 0,
             next_sweep: None,
             sweeping: false,
             sweep_not_before: UnixMillis(0),
             resync_wanted: None,
+            force_new_history: false,
             resyncing: false,
             resync_not_before: UnixMillis(0),
             gap_since: None,
@@ -244,6 +259,7 @@ impl SharedSpace {
                 identity: request.identity.clone(),
                 id,
                 waiting_since: Some(now),
+                sent: false,
             },
         );
         match self.subscription {
@@ -445,7 +461,14 @@ impl SharedSpace {
                 if self.own.get(&id).is_some_and(|o| o.conn == holder) {
                     self.own.remove(&id);
                 }
-                self.call(StoreOp::Leave { id, holder }, Pending::Leave, now, out);
+                match self.joining.get(&holder) {
+                    // Never sent: the store has nothing to end.
+                    Some(j) if j.waiting_since.is_some() => {}
+                    Some(j) if j.sent => {
+                        self.deferred.insert(holder, id);
+                    }
+                    _ => self.call(StoreOp::Leave { id, holder }, Pending::Leave, now, out),
+                }
             }
         }
     }
@@ -456,11 +479,12 @@ impl SharedSpace {
             self.hub.apply(event, &mut out.step.outputs);
             return;
         }
-        if self.past.contains(&epoch) {
-            return;
-        }
+        // Held either way: a history left behind may be the store's again
+        // (a failover back to an old replica); late events of one are no
+        // reason to resynchronise, though.
+        let past = self.past.contains(&epoch);
         self.hold_foreign(epoch, event);
-        if self.ready {
+        if self.ready && !past {
             self.want_resync(ResyncReason::History);
         }
     }
@@ -477,10 +501,18 @@ impl SharedSpace {
         match call.pending.clone() {
             Pending::Join(conn) => self.join_replied(conn, &call, reply, now, out),
             Pending::Renew(id, conn) => {
-                if reply.status == ScriptStatus::Ok && reply.epoch == self.epoch {
-                    if let Some(own) = self.own.get_mut(&id).filter(|o| o.conn == conn) {
+                let ours = self.own.get(&id).is_some_and(|o| o.conn == conn)
+                    && self.hub.client_of(conn) == Some(&id);
+                if reply.epoch == self.epoch && ours {
+                    if reply.status == ScriptStatus::Ok {
                         let end = reply.now.plus(self.config.space.ttl_ms);
+                        let own = self.own.get_mut(&id).expect("checked");
                         own.expires_at = own.expires_at.max(end);
+                    } else {
+                        // The store says our socket holds no lease: either
+                        // an event saying so is on its way, or the store
+                        // forgot it; a snapshot tells which.
+                        self.want_resync(ResyncReason::LeaseMissing);
                     }
                 }
                 self.absorb(&call, reply, now, out);
@@ -505,6 +537,13 @@ impl SharedSpace {
         now: UnixMillis,
         out: &mut SharedStep,
     ) {
+        if let Some(j) = self.joining.get_mut(&conn) {
+            j.sent = false;
+        }
+        if let Some(id) = self.deferred.remove(&conn) {
+            let op = StoreOp::Leave { id, holder: conn };
+            self.call(op, Pending::Leave, now, out);
+        }
         let open = self.joining.contains_key(&conn) && self.hub.client_of(conn).is_some();
         if open {
             match reply.status {
@@ -520,7 +559,7 @@ impl SharedSpace {
                         }
                         self.took(conn, last, reply.now);
                         if self.ready && reply.epoch == self.epoch {
-                            self.hub.confirm(conn, last.seq);
+                            self.hub.confirm(conn, last.seq, &mut out.step.outputs);
                         } else {
                             self.unconfirmed.push((conn, reply.epoch.clone(), last.seq));
                         }
@@ -619,6 +658,7 @@ impl SharedSpace {
             if !self.foreign.is_empty() {
                 self.want_resync(ResyncReason::History);
             }
+            self.settle_joins(now, out);
         } else {
             let from = call.epoch.clone();
             let to = reply.epoch.clone();
@@ -654,17 +694,8 @@ impl SharedSpace {
         self.epoch = reply.epoch.clone();
         self.ready = true;
         self.gap_since = None;
+        self.force_new_history = false;
         self.hub.rebase(snapshot, reply.seq, &mut out.step.outputs);
-        // Confirmations of this history, then the joins that landed in
-        // another one (it is gone): sent again.
-        let mut retry = Vec::new();
-        for (conn, epoch, seq) in std::mem::take(&mut self.unconfirmed) {
-            if epoch == self.epoch {
-                self.hub.confirm(conn, seq);
-            } else {
-                retry.push(conn);
-            }
-        }
         let held = std::mem::take(&mut self.foreign);
         let mut stale = false;
         for (arrival, epoch, event) in held {
@@ -673,10 +704,11 @@ impl SharedSpace {
                     self.note_lease_start(&event.event, now);
                     self.hub.apply(event, &mut out.step.outputs);
                 }
-            } else if arrival > call.arrivals && !self.past.contains(&epoch) {
-                // Newer than the snapshot: yet another history.
+            } else if arrival > call.arrivals {
+                // Newer than the snapshot: yet another history (or late
+                // events of one left behind).
+                stale |= !self.past.contains(&epoch);
                 self.foreign.push_back((arrival, epoch, event));
-                stale = true;
             }
         }
         let reset = self
@@ -688,6 +720,22 @@ impl SharedSpace {
         }
         self.next_sweep = None;
         self.expect_expiry(reply.next_expiry);
+        self.settle_joins(now, out);
+    }
+
+    /// After a snapshot of the store's current history: the joins it took
+    /// in that history are confirmed; those it took in another (a history
+    /// lost since, or one this view never knew) are sent again. A join is
+    /// idempotent: sent again, a lease that did survive is resumed.
+    fn settle_joins(&mut self, now: UnixMillis, out: &mut SharedStep) {
+        let mut retry = Vec::new();
+        for (conn, epoch, seq) in std::mem::take(&mut self.unconfirmed) {
+            if epoch == self.epoch {
+                self.hub.confirm(conn, seq, &mut out.step.outputs);
+            } else {
+                retry.push(conn);
+            }
+        }
         for conn in sorted(retry) {
             if self.hub.client_of(conn).is_some() {
                 self.send_join(conn, now, out);
@@ -704,6 +752,15 @@ impl SharedSpace {
     ) {
         let what = match call.pending {
             Pending::Join(conn) => {
+                if let Some(id) = self.deferred.remove(&conn) {
+                    // It may have landed before the failure was seen.
+                    self.call(
+                        StoreOp::Leave { id, holder: conn },
+                        Pending::Leave,
+                        now,
+                        out,
+                    );
+                }
                 if self.joining.contains_key(&conn) && self.hub.client_of(conn).is_some() {
                     self.refuse(conn, &JoinError::StoreUnavailable, out);
                 }
@@ -744,6 +801,10 @@ impl SharedSpace {
         for conn in sorted(expired) {
             self.refuse_unavailable(conn, out);
         }
+        if self.ready && self.hub.contradicted() && !self.force_new_history {
+            self.force_new_history = true;
+            self.resync_wanted = Some(ResyncReason::Contradicted);
+        }
         if self.ready && self.hub.has_gap() {
             let since = *self.gap_since.get_or_insert(now);
             if self.hub.overflowed() {
@@ -762,6 +823,12 @@ impl SharedSpace {
                 let known = self.known();
                 self.resyncing = true;
                 self.call(StoreOp::Resync { known }, Pending::Resync, now, out);
+                if self.force_new_history {
+                    // Evidence beyond any sequence number the store has: it
+                    // begins a new history.
+                    let call = out.calls.last_mut().expect("just made");
+                    call.history.seen = u64::MAX;
+                }
             }
         }
         if self.sweep_due().is_some_and(|due| now >= due) {
@@ -838,11 +905,11 @@ impl SharedSpace {
     }
 
     /// Whether a reply of history `epoch` comes from a history the view
-    /// has left since the call was made.
+    /// has left since the call was made: the call ran before the loss that
+    /// made the view move on. (A reply of any other history says what the
+    /// store holds now, even an old history it went back to.)
     fn is_lost_history(&self, call: &InFlight, epoch: &Option<Epoch>) -> bool {
-        *epoch != self.epoch
-            && (epoch.as_ref().is_some_and(|e| self.past.contains(e))
-                || (call.ready && *epoch == call.epoch))
+        *epoch != self.epoch && call.ready && *epoch == call.epoch
     }
 
     /// Sends `conn`'s join; a fresh lease is stamped with the store's
@@ -852,6 +919,7 @@ impl SharedSpace {
             return;
         };
         j.waiting_since = None;
+        j.sent = true;
         let client = ClientInfo {
             id: j.id.clone(),
             identity: j.identity.clone(),
