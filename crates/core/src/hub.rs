@@ -445,6 +445,11 @@ impl Hub {
         clients
     }
 
+    /// The client under `id` as local sockets know it.
+    pub fn viewed(&self, id: &ClientId) -> Option<&ClientInfo> {
+        self.view.get(id)
+    }
+
     /// The lease a local socket asked for or holds.
     pub fn client_of(&self, conn: ConnId) -> Option<&ClientId> {
         self.conns.get(&conn).map(|c| &c.id)

@@ -90,6 +90,9 @@ pub enum ResyncReason {
     Contradicted,
     /// A renewal found no lease that this instance's socket holds.
     LeaseMissing,
+    /// A snapshot came back older than what the view applied: a race, or
+    /// a store that went back; the next snapshot tells which.
+    Behind,
 }
 
 /// A decision worth a log line.
@@ -137,12 +140,17 @@ struct InFlight {
 }
 
 /// A lease held by a socket here, as its join's reply and renewals left it.
+/// Kept after a lost connection until the lease runs out: the lease runs
+/// on without its socket (section 4), and is this instance's to put back
+/// should the store lose it.
 #[derive(Debug, Clone)]
 struct Own {
     conn: ConnId,
     client: ClientInfo,
     /// Store clock.
     expires_at: UnixMillis,
+    /// The socket was lost without a close.
+    lost: bool,
 }
 
 /// A join's request, kept while its socket is open (it may be sent again
@@ -189,6 +197,9 @@ pub struct SharedSpace {
     resyncing: bool,
     resync_not_before: UnixMillis,
     gap_since: Option<UnixMillis>,
+    /// The store's sequence number as its replies told it (in the view's
+    /// history): events up to it must arrive, or the space resynchronises.
+    store_seq: u64,
     /// Events of a history the view is not at, with their arrival number.
     foreign: VecDeque<(u64, Epoch, Sequenced)>,
     foreign_overflowed: bool,
@@ -225,6 +236,7 @@ impl SharedSpace {
             resyncing: false,
             resync_not_before: UnixMillis(0),
             gap_since: None,
+            store_seq: 0,
             foreign: VecDeque::new(),
             foreign_overflowed: false,
             reset_seen: None,
@@ -286,6 +298,11 @@ impl SharedSpace {
     /// A socket closed, cleanly or not.
     pub fn closed(&mut self, conn: ConnId, how: Disconnect, now: UnixMillis) -> SharedStep {
         let mut out = SharedStep::default();
+        if how == Disconnect::Lost {
+            if let Some(own) = self.own.values_mut().find(|o| o.conn == conn) {
+                own.lost = true;
+            }
+        }
         if let Some(command) = self.hub.closed(conn, how) {
             self.command(command, now, &mut out);
         }
@@ -476,7 +493,7 @@ impl SharedSpace {
     fn event(&mut self, epoch: Epoch, event: Sequenced, now: UnixMillis, out: &mut SharedStep) {
         if self.ready && self.epoch.as_ref() == Some(&epoch) {
             self.note_lease_start(&event.event, now);
-            self.hub.apply(event, &mut out.step.outputs);
+            self.apply(event, out);
             return;
         }
         // Held either way: a history left behind may be the store's again
@@ -584,6 +601,7 @@ impl SharedSpace {
                     conn,
                     client: client.clone(),
                     expires_at: store_now.plus(self.config.space.ttl_ms),
+                    lost: false,
                 },
             );
         }
@@ -599,12 +617,13 @@ impl SharedSpace {
         out: &mut SharedStep,
     ) {
         if self.ready && reply.epoch == self.epoch {
+            self.store_seq = self.store_seq.max(reply.seq);
             if let Some(snapshot) = reply.snapshot {
                 self.hub
                     .resync_since(snapshot, reply.seq, None, &mut out.step.outputs);
             }
             for event in reply.events {
-                self.hub.apply(event, &mut out.step.outputs);
+                self.apply(event, out);
             }
             self.expect_expiry(reply.next_expiry);
         } else if !self.ready && reply.snapshot.is_some() {
@@ -646,6 +665,15 @@ impl SharedSpace {
             .count();
         if self.ready && reply.epoch == self.epoch {
             let snapshot = reply.snapshot.expect("checked");
+            self.store_seq = self.store_seq.max(reply.seq);
+            if reply.seq < self.hub.applied() {
+                // Events newer than the snapshot overtook it, or the store
+                // went back and they are of a lost history: asked again
+                // with what the view has seen now, the store either shows
+                // a newer snapshot or finds itself behind and begins a new
+                // history.
+                self.want_resync(ResyncReason::Behind);
+            }
             self.hub.resync_since(
                 snapshot,
                 reply.seq,
@@ -694,6 +722,7 @@ impl SharedSpace {
         self.epoch = reply.epoch.clone();
         self.ready = true;
         self.gap_since = None;
+        self.store_seq = reply.seq;
         self.force_new_history = false;
         self.hub.rebase(snapshot, reply.seq, &mut out.step.outputs);
         let held = std::mem::take(&mut self.foreign);
@@ -702,7 +731,7 @@ impl SharedSpace {
             if Some(&epoch) == self.epoch.as_ref() {
                 if event.seq > reply.seq {
                     self.note_lease_start(&event.event, now);
-                    self.hub.apply(event, &mut out.step.outputs);
+                    self.apply(event, out);
                 }
             } else if arrival > call.arrivals {
                 // Newer than the snapshot: yet another history (or late
@@ -805,7 +834,9 @@ impl SharedSpace {
             self.force_new_history = true;
             self.resync_wanted = Some(ResyncReason::Contradicted);
         }
-        if self.ready && self.hub.has_gap() {
+        // A gap: events held back behind a missing one, or replies that
+        // told of events that never arrived (the last ones lost).
+        if self.ready && (self.hub.has_gap() || self.store_seq > self.hub.applied()) {
             let since = *self.gap_since.get_or_insert(now);
             if self.hub.overflowed() {
                 self.want_resync(ResyncReason::Overflow);
@@ -838,10 +869,13 @@ impl SharedSpace {
             self.call(StoreOp::Sweep, Pending::Sweep, now, out);
         }
         let hub = &self.hub;
+        let store_now = self.clock.store_time(now);
         self.joining
             .retain(|conn, _| hub.client_of(*conn).is_some());
-        self.own
-            .retain(|id, own| hub.client_of(own.conn) == Some(id));
+        self.own.retain(|id, own| {
+            hub.client_of(own.conn) == Some(id)
+                || (own.lost && own.expires_at > store_now && hub.viewed(id) == Some(&own.client))
+        });
         self.unconfirmed
             .retain(|(conn, _, _)| hub.client_of(*conn).is_some());
     }
@@ -890,6 +924,21 @@ impl SharedSpace {
         };
         let end = self.clock.store_time(now).plus(length);
         self.expect_expiry(Some(end));
+    }
+
+    /// Applies an event of the view's history; a lease of ours whose socket
+    /// was lost is no longer ours once another socket resumed it.
+    fn apply(&mut self, event: Sequenced, out: &mut SharedStep) {
+        if let RosterEvent::Resumed { client, holder, .. } = &event.event {
+            if self
+                .own
+                .get(&client.id)
+                .is_some_and(|o| o.lost && o.conn != *holder)
+            {
+                self.own.remove(&client.id);
+            }
+        }
+        self.hub.apply(event, &mut out.step.outputs);
     }
 
     fn hold_foreign(&mut self, epoch: Epoch, event: Sequenced) {
@@ -975,7 +1024,7 @@ impl SharedSpace {
             .map(|client| (client.id.clone(), KnownLease { client, held: None }))
             .collect();
         for (id, own) in &self.own {
-            if self.hub.client_of(own.conn) == Some(id) {
+            if own.lost || self.hub.client_of(own.conn) == Some(id) {
                 known.insert(
                     id.clone(),
                     KnownLease {

@@ -1,6 +1,12 @@
 //! Faults of a Redis-backed deployment (issue 3): Redis restarted empty,
-//! an instance SIGKILLed or SIGTERMed, the subscription connection killed.
-//! Each case prints its timings (`cargo test … -- --nocapture` shows them).
+//! an instance SIGKILLed or SIGTERMed, the subscription connection killed;
+//! and (issue 10) data lost under connected instances (`history`), clocks
+//! that disagree (`clock`), a flooded subscription (`flood`). Each case
+//! prints its timings (`cargo test … -- --nocapture` shows them).
+
+pub mod clock;
+pub mod flood;
+pub mod history;
 
 use std::time::{Duration, Instant};
 
@@ -15,7 +21,7 @@ const NOTICE: Duration = Duration::from_secs(10);
 
 /// Polls `GET /health` of every instance until each answers `want`;
 /// returns when the last one did, and the body of the last answer.
-async fn wait_health(d: &Deployment, want: u16) -> Result<(Instant, String)> {
+pub(crate) async fn wait_health(d: &Deployment, want: u16) -> Result<(Instant, String)> {
     let deadline = Instant::now() + NOTICE;
     let mut body = String::new();
     for p in d.instances() {
@@ -37,25 +43,45 @@ async fn wait_health(d: &Deployment, want: u16) -> Result<(Instant, String)> {
     Ok((Instant::now(), body))
 }
 
-fn ms(d: Duration) -> u128 {
+pub(crate) fn ms(d: Duration) -> u128 {
     d.as_millis()
 }
 
-/// Redis is killed and comes back empty under connected clients: health
-/// says 503 with a reason meanwhile, joins are refused with an error and
-/// 1011, connected clients stay connected, nobody sees a leave, and after
-/// recovery the old clients are still present, can ping, and joins work.
+/// The store keys of a space (under its hash tag; case spaces need no
+/// escaping).
+pub(crate) fn leases_key(space: &str) -> String {
+    format!("lh:{{{space}}}:leases")
+}
+
+pub(crate) fn events_channel(space: &str) -> String {
+    format!("lh:{{{space}}}:events")
+}
+
+/// Redis (on a Cluster: the master of the space's slot) is killed and
+/// comes back empty under connected clients: meanwhile joins are refused
+/// with an error and 1011 (and a single Redis's health says 503 with a
+/// reason), connected clients stay connected, nobody sees a leave, and
+/// after recovery the old clients are still present, can ping, and joins
+/// work.
 pub async fn redis_restarted_empty_under_connected_clients(cx: &Ctx) -> Result<()> {
     let d = cx.start_own(TargetOptions::DEFAULT).await?;
     let space = cx.space();
+    let node = d.redis_node_for(&leases_key(&space))?;
     let mut a = Client::join(&d.ws_base(), &space, "alice", None).await?;
     let mut b = Client::join(&d.ws_base(), &space, "bob", None).await?;
     a.expect_join(&b.member()).await?;
 
     let killed = Instant::now();
-    d.kill_redis()?;
-    let (down_seen, reason) = wait_health(&d, 503).await?;
-    ensure!(!reason.trim().is_empty(), "503 without a reason");
+    d.kill_redis_node(node)?;
+    let mut outage = String::from("a join into the space was refused with 1011");
+    if !d.is_cluster() {
+        let (down_seen, reason) = wait_health(&d, 503).await?;
+        ensure!(!reason.trim().is_empty(), "503 without a reason");
+        outage = format!(
+            "503 seen {} ms after the kill ({reason:?})",
+            ms(down_seen - killed)
+        );
+    }
     let mut refused = Client::connect(&d.ws_base(), &space, Some("carol"), None).await?;
     refused.expect_error("").await?;
     refused.expect_close(1011).await?;
@@ -63,17 +89,24 @@ pub async fn redis_restarted_empty_under_connected_clients(cx: &Ctx) -> Result<(
     let restarted = Instant::now();
     let redis = tokio::task::spawn_blocking({
         let d = d.clone();
-        move || d.start_redis_again()
+        move || d.restart_redis_node(node)
     })
     .await??;
     let (up_seen, _) = wait_health(&d, 200).await?;
     // Nobody connected appears to have left, or joined again.
     expect_all_silent(&mut [&mut a, &mut b]).await?;
-    let keys = redis_cli(redis.port, &["KEYS", "lh:*"])?;
-    ensure!(
-        keys.contains(":leases"),
-        "the leases were not re-asserted in the new Redis: {keys:?}"
-    );
+    let deadline = Instant::now() + NOTICE;
+    loop {
+        let keys = redis_cli(redis.port, &["KEYS", "lh:*"])?;
+        if keys.contains(":leases") {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the leases were not re-asserted in the new Redis: {keys:?}"
+        );
+        a.expect_silence().await?;
+    }
     a.ping().await?;
     b.ping().await?;
     let newcomer = Client::join(&d.ws_base(), &space, &unique("late"), None).await?;
@@ -85,9 +118,12 @@ pub async fn redis_restarted_empty_under_connected_clients(cx: &Ctx) -> Result<(
     a.expect_join(&newcomer.member()).await?;
     b.expect_join(&newcomer.member()).await?;
     println!(
-        "[faults] redis restart: 503 seen {} ms after the kill ({reason:?}); \
-         200 again {} ms after the empty restart; no leave seen",
-        ms(down_seen - killed),
+        "[faults] redis restart{}: {outage}; healthy {} ms after the empty restart; no leave seen",
+        if d.is_cluster() {
+            " (the space's Cluster master)"
+        } else {
+            ""
+        },
         ms(up_seen - restarted)
     );
     Ok(())
@@ -173,7 +209,7 @@ pub async fn sigterm_instance_clients_resume_on_the_other(cx: &Ctx) -> Result<()
 }
 
 /// Reads events until `view` equals `truth` (or fails on a doubled event).
-async fn converge(c: &mut Client, view: &mut View, truth: &View) -> Result<()> {
+pub(crate) async fn converge(c: &mut Client, view: &mut View, truth: &View) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while view != truth {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -198,11 +234,10 @@ async fn converge(c: &mut Client, view: &mut View, truth: &View) -> Result<()> {
 }
 
 /// The subscription connections are killed from Redis (`CLIENT KILL TYPE
-/// pubsub`) while joins and leaves flow: every observer's view still
-/// converges to the true roster, with nothing doubled.
+/// pubsub`, on every node) while joins and leaves flow: every observer's
+/// view still converges to the true roster, with nothing doubled.
 pub async fn subscription_killed_while_events_flow(cx: &Ctx) -> Result<()> {
     let d = cx.start_own(TargetOptions::DEFAULT).await?;
-    let redis = d.redis().context("no redis")?;
     let space = cx.space();
     let mut observers = Vec::new();
     for i in 0..d.instances().len() * 2 {
@@ -221,9 +256,9 @@ pub async fn subscription_killed_while_events_flow(cx: &Ctx) -> Result<()> {
             c.close().await?;
         }
         if round % 10 == 5 {
-            let out = redis_cli(redis.port, &["CLIENT", "KILL", "TYPE", "pubsub"])?;
-            let n: u32 = out.trim().parse().unwrap_or(0);
-            ensure!(n >= 1, "CLIENT KILL TYPE pubsub killed nothing: {out:?}");
+            let outs = d.redis_cli_all(&["CLIENT", "KILL", "TYPE", "pubsub"])?;
+            let n: u32 = outs.iter().map(|o| o.trim().parse().unwrap_or(0)).sum();
+            ensure!(n >= 1, "CLIENT KILL TYPE pubsub killed nothing: {outs:?}");
             kills += n;
         }
     }
@@ -286,7 +321,6 @@ pub async fn join_is_one_evalsha(cx: &Ctx) -> Result<()> {
     let d = cx
         .start_own(TargetOptions::DEFAULT.with_keepalive_ms(0))
         .await?;
-    let redis = d.redis().context("no redis")?;
     let space = cx.space();
     let base = d.ws_base_of(0);
     let mut a = Client::join(&base, &space, "alice", None).await?;
@@ -313,10 +347,19 @@ pub async fn join_is_one_evalsha(cx: &Ctx) -> Result<()> {
         }
         Ok((total, evalsha))
     };
-    let before = stats(&redis_cli(redis.port, &["INFO", "commandstats"])?)?;
+    // Summed over every node (a Cluster has three).
+    let all_stats = || -> Result<(u64, u64)> {
+        let mut sum = (0, 0);
+        for text in d.redis_cli_all(&["INFO", "commandstats"])? {
+            let (t, e) = stats(&text)?;
+            sum = (sum.0 + t, sum.1 + e);
+        }
+        Ok(sum)
+    };
+    let before = all_stats()?;
     let b = Client::join(&base, &space, "bob", None).await?;
     a.expect_join(&b.member()).await?;
-    let after = stats(&redis_cli(redis.port, &["INFO", "commandstats"])?)?;
+    let after = all_stats()?;
     let (total, evalsha) = (after.0 - before.0, after.1 - before.1);
     println!("[faults] one join: {evalsha} EVALSHA, {total} client commands in all");
     ensure!(
@@ -324,4 +367,79 @@ pub async fn join_is_one_evalsha(cx: &Ctx) -> Result<()> {
         "a join took {evalsha} EVALSHA and {total} commands in all"
     );
     Ok(())
+}
+
+/// An event one of several watched clients received.
+pub(crate) struct Seen {
+    /// Which client (its index).
+    pub who: usize,
+    /// `remote join` or `remote leave`.
+    pub kind: String,
+    pub member: Member,
+    pub at: Instant,
+}
+
+/// Watches `clients` together for `period`, pinging those marked in
+/// `pinging` every `ping_every`, applying every event to its `views` entry
+/// (which fails on a doubled join or a leave never joined); returns the
+/// events. Anything else (`expired`, an error, a close) fails the case.
+pub(crate) async fn watch(
+    clients: &mut [&mut Client],
+    pinging: &[bool],
+    views: &mut [View],
+    period: Duration,
+    ping_every: Duration,
+) -> Result<Vec<Seen>> {
+    let deadline = Instant::now() + period;
+    let mut last_ping = vec![Instant::now(); clients.len()];
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        for (i, c) in clients.iter_mut().enumerate() {
+            if pinging[i] && last_ping[i].elapsed() >= ping_every {
+                last_ping[i] = c.ping().await?;
+            }
+            let slice = (Instant::now() + Duration::from_millis(10)).min(deadline);
+            while let Some((v, at)) = c.poll_json(slice).await? {
+                let kind = v
+                    .get("event")
+                    .and_then(|e| e.as_str())
+                    .ok_or_else(|| anyhow!("{} got something else than an event: {v}", c.label))?
+                    .to_string();
+                ensure!(
+                    kind == "remote join" || kind == "remote leave",
+                    "{} got {v}",
+                    c.label
+                );
+                let member =
+                    Member::from_json(v.get("client").ok_or_else(|| anyhow!("no client: {v}"))?)?;
+                views[i]
+                    .apply(&kind, &member)
+                    .with_context(|| format!("{}'s view", c.label))?;
+                seen.push(Seen {
+                    who: i,
+                    kind,
+                    member,
+                    at,
+                });
+            }
+        }
+    }
+    Ok(seen)
+}
+
+/// The peak resident memory so far (`VmHWM`) of each instance of `d`, MiB.
+pub(crate) fn peak_rss_mib(d: &Deployment) -> Result<Vec<u64>> {
+    d.instances()
+        .iter()
+        .map(|p| {
+            let status = std::fs::read_to_string(format!("/proc/{}/status", p.pid()))?;
+            let kib: u64 = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| anyhow!("no VmHWM for {}", p.label))?;
+            Ok(kib / 1024)
+        })
+        .collect()
 }
