@@ -169,6 +169,8 @@ enum Op {
         id: IdChoice,
     },
     Ping(usize),
+    /// An oversized frame: error, the lease ends, close 1009.
+    Violation(usize),
     Close {
         pick: usize,
         clean: bool,
@@ -211,6 +213,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (inst.clone(), 0..IDENTITIES.len(), id)
             .prop_map(|(inst, identity, id)| Op::Join { inst, identity, id }),
         3 => any::<usize>().prop_map(Op::Ping),
+        1 => any::<usize>().prop_map(Op::Violation),
         2 => (any::<usize>(), any::<bool>()).prop_map(|(pick, clean)| Op::Close { pick, clean }),
         8 => (inst.clone(), any::<usize>()).prop_map(|(inst, pick)| Op::Run { inst, pick }),
         8 => (inst.clone(), any::<usize>(), prop::bool::weighted(0.1))
@@ -272,7 +275,21 @@ impl World {
                 println!("  [{i}] note {n:?}");
             }
         }
-        observe(&mut self.told, &step.step.outputs)?;
+        // What reaches a socket its client already closed is lost.
+        let told = &self.told;
+        let outputs: Vec<Output> = step
+            .step
+            .outputs
+            .iter()
+            .filter(|o| {
+                let conn = match o {
+                    Output::Send { conn, .. } | Output::Close { conn, .. } => conn,
+                };
+                told[conn].closed != Some(CloseCode::Normal)
+            })
+            .cloned()
+            .collect();
+        observe(&mut self.told, &outputs)?;
         for o in &step.step.outputs {
             if let Output::Close { conn, .. } = o {
                 self.open.remove(conn);
@@ -433,6 +450,13 @@ impl World {
             Op::Ping(pick) => {
                 if let Some((conn, i)) = self.pick_open(*pick) {
                     self.ping(conn, i)?;
+                }
+            }
+            Op::Violation(pick) => {
+                if let Some((conn, i)) = self.pick_open(*pick) {
+                    let now = self.local(i);
+                    let step = self.inst[i].space.frame(conn, Frame::Oversized, now);
+                    self.took(i, step)?;
                 }
             }
             Op::Close { pick, clean } => {

@@ -120,7 +120,7 @@ pub enum Note {
 enum Pending {
     Join(ConnId),
     Renew(ClientId, ConnId),
-    Leave,
+    Leave(ConnId),
     Sweep,
     Resync,
 }
@@ -184,6 +184,10 @@ pub struct SharedSpace {
     /// Leaves of sockets that closed while their join was in flight: sent
     /// once it is answered, so that the leave cannot overtake the join.
     deferred: HashMap<ConnId, ClientId>,
+    /// The closes of sockets closed for a violation, held until their
+    /// lease has ended in the store: a client that sees its close frame
+    /// finds its lease gone.
+    closing: HashMap<ConnId, Output>,
     calls: HashMap<CallId, InFlight>,
     next_call: u64,
     /// The earliest lease end known (store clock).
@@ -226,6 +230,7 @@ impl SharedSpace {
             unconfirmed: Vec::new(),
             own: HashMap::new(),
             deferred: HashMap::new(),
+            closing: HashMap::new(),
             calls: HashMap::new(),
             next_call: 0,
             next_sweep: None,
@@ -288,6 +293,16 @@ impl SharedSpace {
         let mut out = SharedStep::default();
         let framed = self.hub.frame(conn, frame, &mut out.step.outputs);
         out.step.errors.extend(framed.error);
+        if matches!(framed.command, Some(Command::Leave { .. })) {
+            let close = out
+                .step
+                .outputs
+                .iter()
+                .rposition(|o| matches!(o, Output::Close { conn: c, .. } if *c == conn));
+            if let Some(i) = close {
+                self.closing.insert(conn, out.step.outputs.remove(i));
+            }
+        }
         if let Some(command) = framed.command {
             self.command(command, now, &mut out);
         }
@@ -413,6 +428,9 @@ impl SharedSpace {
     pub fn shutdown(&mut self) -> SharedStep {
         let mut out = SharedStep::default();
         self.stopping = true;
+        out.step
+            .outputs
+            .extend(self.closing.drain().map(|(_, close)| close));
         self.hub.shutdown(&mut out.step.outputs);
         self.joining.clear();
         self.own.clear();
@@ -445,7 +463,16 @@ impl SharedSpace {
     /// No sockets, no joins and no calls in flight: the target may drop
     /// the space (and end its subscription).
     pub fn is_idle(&self) -> bool {
-        self.hub.is_empty() && self.joining.is_empty() && self.calls.is_empty()
+        self.hub.is_empty()
+            && self.joining.is_empty()
+            && self.calls.is_empty()
+            && self.closing.is_empty()
+    }
+
+    /// Whether `conn` still needs its outbox: held by the hub, or closed
+    /// for a violation with its close frame still to come.
+    pub fn holds(&self, conn: ConnId) -> bool {
+        self.hub.client_of(conn).is_some() || self.closing.contains_key(&conn)
     }
 
     /// The local sockets and their view.
@@ -480,11 +507,14 @@ impl SharedSpace {
                 }
                 match self.joining.get(&holder) {
                     // Never sent: the store has nothing to end.
-                    Some(j) if j.waiting_since.is_some() => {}
+                    Some(j) if j.waiting_since.is_some() => self.closed_now(holder, out),
                     Some(j) if j.sent => {
                         self.deferred.insert(holder, id);
                     }
-                    _ => self.call(StoreOp::Leave { id, holder }, Pending::Leave, now, out),
+                    _ => {
+                        let op = StoreOp::Leave { id, holder };
+                        self.call(op, Pending::Leave(holder), now, out);
+                    }
                 }
             }
         }
@@ -534,7 +564,10 @@ impl SharedSpace {
                 }
                 self.absorb(&call, reply, now, out);
             }
-            Pending::Leave => self.absorb(&call, reply, now, out),
+            Pending::Leave(conn) => {
+                self.closed_now(conn, out);
+                self.absorb(&call, reply, now, out);
+            }
             Pending::Sweep => {
                 self.sweeping = false;
                 self.absorb(&call, reply, now, out);
@@ -559,7 +592,7 @@ impl SharedSpace {
         }
         if let Some(id) = self.deferred.remove(&conn) {
             let op = StoreOp::Leave { id, holder: conn };
-            self.call(op, Pending::Leave, now, out);
+            self.call(op, Pending::Leave(conn), now, out);
         }
         let open = self.joining.contains_key(&conn) && self.hub.client_of(conn).is_some();
         if open {
@@ -785,7 +818,7 @@ impl SharedSpace {
                     // It may have landed before the failure was seen.
                     self.call(
                         StoreOp::Leave { id, holder: conn },
-                        Pending::Leave,
+                        Pending::Leave(conn),
                         now,
                         out,
                     );
@@ -796,7 +829,10 @@ impl SharedSpace {
                 "join"
             }
             Pending::Renew(..) => "renew",
-            Pending::Leave => "leave",
+            Pending::Leave(conn) => {
+                self.closed_now(conn, out);
+                "leave"
+            }
             Pending::Sweep => {
                 self.sweeping = false;
                 self.sweep_not_before = now.plus(self.config.retry_ms);
@@ -939,6 +975,13 @@ impl SharedSpace {
             }
         }
         self.hub.apply(event, &mut out.step.outputs);
+    }
+
+    /// Releases the close held for `conn`, if any.
+    fn closed_now(&mut self, conn: ConnId, out: &mut SharedStep) {
+        if let Some(close) = self.closing.remove(&conn) {
+            out.step.outputs.push(close);
+        }
     }
 
     fn hold_foreign(&mut self, epoch: Epoch, event: Sequenced) {

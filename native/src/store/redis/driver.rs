@@ -146,9 +146,9 @@ impl RedisStore {
         let s = &mut *guard;
         match catch_unwind(AssertUnwindSafe(|| input(&mut s.machine))) {
             Ok(step) => {
-                let hub = s.machine.hub();
+                let machine = &s.machine;
                 carry_out(&driver.name, &mut s.outboxes, step.step, |conn| {
-                    hub.client_of(conn).is_some()
+                    machine.holds(conn)
                 });
                 for note in &step.notes {
                     log_note(&driver.name, note);
