@@ -28,6 +28,7 @@ mod codec;
 mod config;
 mod keys;
 mod machine;
+mod step;
 
 pub use calls::{
     scripts, CallId, History, KnownLease, PublishMode, ScriptCall, ScriptClock, ScriptKind,
@@ -40,4 +41,5 @@ pub use codec::{
 };
 pub use config::SharedConfig;
 pub use keys::{hash_tag, SpaceKeys, IDLE_KEEP_MS, KEY_PREFIX};
-pub use machine::{Note, ResyncReason, SharedSpace, SharedStep, StoreFailure, Subscription};
+pub use machine::SharedSpace;
+pub use step::{Note, ResyncReason, SharedStep, StoreFailure, Subscription};

@@ -4,6 +4,9 @@
 //! that was behind. It also keeps, per client id, the latest lease end that
 //! a join or renewal justified, so a test can check that nothing it puts
 //! back outlives that (or a short placeholder).
+//!
+//! (Shared by two test crates, each using part of it.)
+#![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
 
