@@ -328,7 +328,7 @@ fn a_reply_of_an_unknown_history_is_not_applied() {
     assert_ne!(reply.epoch.as_ref(), s.epoch());
     let step = s.reply(call.id, Ok(reply), UnixMillis(T + 51));
     assert!(
-        !welcomed(&[step.clone()], 3),
+        !welcomed(std::slice::from_ref(&step), 3),
         "welcomed into a history the view is not at"
     );
     assert!(step
