@@ -3,9 +3,10 @@
 //! outboxes. One place, so both stores report the same things the same way.
 
 use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
 
 use longhouse_core::{event_kind, ConnId, Output, SpaceName, Step};
-use tracing::info;
+use tracing::{error, info};
 
 use crate::outbox::{Outbound, Outbox};
 
@@ -49,19 +50,33 @@ pub fn carry_out(
     outboxes.retain(|conn, _| holds(*conn));
 }
 
-/// Closes every socket of a space that has to be dropped (its work
-/// panicked) with 1011: their leases are kept, as for a lost connection.
-pub fn close_all(outboxes: &mut HashMap<ConnId, Outbox>) {
+/// A space's work panicked: the space is dropped, so its sockets are closed
+/// with 1011 (their leases are kept, as for a lost connection), and it is
+/// said once.
+pub fn dropped_after_panic(
+    space: &SpaceName,
+    outboxes: &mut HashMap<ConnId, Outbox>,
+    panic: &(dyn std::any::Any + Send),
+) {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_owned());
+    error!(
+        space = space.as_str(),
+        sockets = outboxes.len(),
+        panic = %text,
+        "a space's work panicked: the space is dropped, its sockets closed with 1011"
+    );
     for (_, outbox) in outboxes.drain() {
         let _ = outbox.send(Outbound::Close(longhouse_core::CloseCode::InternalError));
     }
 }
 
-/// The text of a caught panic, for the log.
-pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(no message)".to_owned())
+/// Locks whatever a panic elsewhere left the lock as: no critical section
+/// of the stores panics (a space's work runs under `catch_unwind`), so the
+/// data behind a lock is always whole.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

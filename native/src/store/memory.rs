@@ -17,9 +17,8 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use longhouse_core::{
     ConnId, Disconnect, Frame, JoinRequest, Space, SpaceConfig, SpaceName, Step, UnixMillis,
 };
-use tracing::error;
 
-use super::dispatch::{carry_out, close_all, panic_text};
+use super::dispatch::{carry_out, dropped_after_panic, lock};
 use super::wakeups::Wakeups;
 use crate::clock::now;
 use crate::ids::fresh_client_id;
@@ -50,13 +49,6 @@ pub struct MemoryStore {
     spaces: Mutex<HashMap<SpaceName, Shared>>,
     wakeups: Wakeups,
     stopping: AtomicBool,
-}
-
-/// Locks a mutex whatever a panic elsewhere left it as: the map's and the
-/// entries' critical sections never panic (a space's work runs under
-/// `catch_unwind`), so the data is always whole.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl MemoryStore {
@@ -161,15 +153,7 @@ impl MemoryStore {
                     return;
                 }
             }
-            Err(panic) => {
-                error!(
-                    space = name.as_str(),
-                    sockets = e.outboxes.len(),
-                    panic = %panic_text(panic.as_ref()),
-                    "a space's work panicked: the space is dropped, its sockets closed with 1011"
-                );
-                close_all(&mut e.outboxes);
-            }
+            Err(panic) => dropped_after_panic(name, &mut e.outboxes, panic.as_ref()),
         }
         slot.removed.store(true, Ordering::SeqCst);
         drop(guard);

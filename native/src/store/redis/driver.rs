@@ -14,14 +14,14 @@ use longhouse_core::shared::{
     Subscription,
 };
 use longhouse_core::{CloseCode, ConnId, Disconnect, Frame, JoinRequest, SpaceName, UnixMillis};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
 use super::link::LinkRequest;
 use super::{lock, RedisStore};
 use crate::clock::now;
 use crate::ids::{fresh_client_id, fresh_epoch};
 use crate::outbox::{Outbound, Outbox};
-use crate::store::dispatch::{carry_out, close_all, panic_text};
+use crate::store::dispatch::{carry_out, dropped_after_panic};
 
 /// One space on this instance.
 pub(super) struct SpaceDriver {
@@ -162,15 +162,7 @@ impl RedisStore {
                     return;
                 }
             }
-            Err(panic) => {
-                error!(
-                    space = driver.name.as_str(),
-                    sockets = s.outboxes.len(),
-                    panic = %panic_text(panic.as_ref()),
-                    "a space's work panicked: the space is dropped, its sockets closed with 1011"
-                );
-                close_all(&mut s.outboxes);
-            }
+            Err(panic) => dropped_after_panic(&driver.name, &mut s.outboxes, panic.as_ref()),
         }
         driver.removed.store(true, Ordering::SeqCst);
         drop(guard);

@@ -24,7 +24,7 @@ pub use scripts::RedisStoreError;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use longhouse_core::shared::{PublishMode, SharedConfig, SpaceScripts, StoreClock};
 use longhouse_core::{SpaceConfig, SpaceName, UnixMillis};
@@ -62,11 +62,7 @@ pub struct RedisStore {
     stopping: AtomicBool,
 }
 
-/// Locks whatever a panic elsewhere left the lock as: no critical section
-/// here panics (a space's work runs under `catch_unwind`).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+use super::dispatch::lock;
 
 impl RedisStore {
     /// A store for `url` with its link running; it connects in the

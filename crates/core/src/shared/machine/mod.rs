@@ -304,24 +304,12 @@ impl SharedSpace {
                 if before.is_some_and(|b| b != Subscription::Confirmed) {
                     self.want_resync(ResyncReason::Resubscribed);
                 }
-                let waiting: Vec<ConnId> = self
-                    .joining
-                    .iter()
-                    .filter(|(_, j)| j.waiting_since.is_some())
-                    .map(|(c, _)| *c)
-                    .collect();
-                for conn in sorted(waiting) {
+                for conn in self.waiting() {
                     self.send_join(conn, now, &mut out);
                 }
             }
             Subscription::Unavailable => {
-                let waiting: Vec<ConnId> = self
-                    .joining
-                    .iter()
-                    .filter(|(_, j)| j.waiting_since.is_some())
-                    .map(|(c, _)| *c)
-                    .collect();
-                for conn in sorted(waiting) {
+                for conn in self.waiting() {
                     self.refuse_unavailable(conn, &mut out);
                 }
             }
@@ -473,6 +461,17 @@ impl SharedSpace {
             }
         }
         self.hub.apply(event, &mut out.step.outputs);
+    }
+
+    /// Joins waiting for the subscription, in connection order.
+    fn waiting(&self) -> Vec<ConnId> {
+        sorted(
+            self.joining
+                .iter()
+                .filter(|(_, j)| j.waiting_since.is_some())
+                .map(|(c, _)| *c)
+                .collect(),
+        )
     }
 
     /// Releases the close held for `conn`, if any.
