@@ -82,17 +82,14 @@ local function emit(kind, client, holder, extra)
   out[#out + 1] = text
 end
 
--- The holder and identity of lease `id`, or nil.
+-- The holder, identity and client JSON of lease `id` (one read), or nil.
 local function lease(id)
-  local meta = redis.call('HGET', leases, 'h:' .. id)
-  if not meta then
+  local r = redis.call('HMGET', leases, 'h:' .. id, 'c:' .. id)
+  if not r[1] then
     return nil
   end
-  return string.match(meta, '^(%d+) (.*)$')
-end
-
-local function client_of(id)
-  return redis.call('HGET', leases, 'c:' .. id)
+  local holder, identity = string.match(r[1], '^(%d+) (.*)$')
+  return holder, identity, r[2]
 end
 
 local function set_holder(id, holder, identity)
@@ -126,8 +123,7 @@ local function sweep()
   end
   local due = redis.call('ZRANGEBYSCORE', expiries, '-inf', now_text)
   for _, id in ipairs(due) do
-    local holder = lease(id)
-    local client = client_of(id)
+    local holder, _, client = lease(id)
     remove(id)
     if holder and client then
       emit('leave', client, holder, ',"cause":"expired"')

@@ -9,7 +9,7 @@ local id, identity, holder, fresh = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 local want, max_clients = ARGV[13] == '1', tonumber(ARGV[14]) or 0
 check()
 sweep()
-local old_holder, old_identity = lease(id)
+local old_holder, old_identity, old_client = lease(id)
 if old_holder then
   -- Alive: the sweep removed every lease that was not.
   if old_identity ~= identity then
@@ -17,7 +17,7 @@ if old_holder then
   end
   set_holder(id, holder, identity)
   redis.call('ZADD', expiries, ms(now + ttl), id)
-  emit('resume', client_of(id), holder, ',"replaced":"' .. old_holder .. '"')
+  emit('resume', old_client, holder, ',"replaced":"' .. old_holder .. '"')
 else
   -- After the sweep every lease left is alive.
   if max_clients > 0 and redis.call('ZCARD', expiries) >= max_clients then

@@ -2,8 +2,8 @@
 local id, holder = ARGV[9], ARGV[10]
 check()
 sweep()
-if lease(id) == holder then
-  local client = client_of(id)
+local have, _, client = lease(id)
+if have == holder then
   remove(id)
   emit('leave', client, holder, ',"cause":"closed"')
   return reply('ok', false)

@@ -16,7 +16,7 @@ if known_epoch ~= '' and known_epoch ~= epoch then
   for i = 10, #ARGV, 5 do
     local id, holder, identity, client, ends =
       ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-    local have, have_identity = lease(id)
+    local have, have_identity, have_client = lease(id)
     if holder ~= '0' then
       local expires_at = math.min(tonumber(ends) or 0, now + ttl)
       if expires_at > now then
@@ -28,7 +28,7 @@ if known_epoch ~= '' and known_epoch ~= epoch then
         elseif have == '0' and have_identity == identity then
           set_holder(id, holder, identity)
           extend(id, expires_at)
-          emit('resume', client_of(id), holder, ',"replaced":"0"')
+          emit('resume', have_client, holder, ',"replaced":"0"')
           status = 'restored'
         end
       end
