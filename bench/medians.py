@@ -39,6 +39,14 @@ FIELDS = {
         ("observer_ghosts", ("observer_ghosts",)),
         ("observer_missing", ("observer_missing",)),
     ],
+    "state": [
+        ("delivered_per_sec", ("delivered_per_sec",)),
+        ("to_last_p50_ms", ("to_last_receiver_ms", "p50")),
+        ("to_last_p99_ms", ("to_last_receiver_ms", "p99")),
+        ("received_fraction", ("received_fraction", "mean")),
+        ("lost_final_states", ("lost_final_states",)),
+        ("server_cores", ("cpu", "server_cores")),
+    ],
     "idle": [
         ("held", ("held",)),
         ("bytes_per_connection", ("bytes_per_connection",)),

@@ -40,6 +40,20 @@ if ! command -v chromium >/dev/null; then
   apt_install chromium
 fi
 
+# The container image (scripts/image-smoke.sh): podman builds and runs it;
+# curl asks the smoke server for /health; the static binary is musl.
+# runc beside podman's crun: crun refuses this machine's hybrid cgroups.
+if ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
+  apt_install podman runc
+fi
+if ! command -v curl >/dev/null; then
+  apt_install curl
+fi
+if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
+  log "rustup target add x86_64-unknown-linux-musl"
+  rustup target add x86_64-unknown-linux-musl
+fi
+
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   log "rustup target add wasm32-unknown-unknown"
   rustup target add wasm32-unknown-unknown

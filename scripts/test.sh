@@ -44,8 +44,12 @@ if ! diff -r "$js_build" clients/js/dist; then
 fi
 rm -rf "$js_build"
 
-step "client library against real native servers (node --test)"
-(cd clients/js && node --experimental-websocket --test test/client.test.mjs)
+# Both import the packaged client: `npm pack` of clients/js, installed
+# offline from the tarball into a scratch project in a temp dir
+# (test/packaged.mjs); package.test.mjs also checks what the tarball holds,
+# imports it by name there and type-checks a program against its .d.ts.
+step "client library, as packaged, against real native servers (node --test)"
+(cd clients/js && node --experimental-websocket --test test/client.test.mjs test/package.test.mjs)
 
 step "demo page in headless Chromium (screenshot: test-artifacts/demo.png)"
 (cd clients/js && node --test test/browser.test.mjs)
@@ -79,6 +83,12 @@ for target in native-memory native-redis-pair; do
   step "hostile clients: $target"
   LONGHOUSE_TARGET=$target cargo test -p longhouse-e2e --locked -- hostile::
 done
+
+# The Dockerfile's image, built with podman from the static musl binary and
+# run: /health, its HEALTHCHECK, a welcomed join. Where containers cannot
+# run here the script says why and smoke-tests the static binary instead.
+step "container image: static binary, podman build and run, smoke test"
+scripts/image-smoke.sh
 
 step "build the edge worker"
 scripts/build-worker.sh

@@ -1,11 +1,18 @@
-//! The HTTP surface: `/health`, and a WebSocket upgrade on any other path.
+//! The HTTP surface. Every WebSocket upgrade is a join, whatever its path
+//! (section 1: the path is the space, so an upgrade to `/health` is the
+//! space `health`): a layer in front of the routes takes those. Plain
+//! requests are routed by method and path: `/health`, the demo page,
+//! `/metrics`, a space's roster; anything else is told to upgrade (426).
+//! Routes match the raw path, and handlers read the space from the raw
+//! path too, so `/a%2Fb` and `/a/b` stay one space.
 
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use axum::Router;
 use tokio_util::task::TaskTracker;
 
@@ -27,21 +34,52 @@ pub struct AppState {
 
 /// The router.
 pub fn router(state: AppState) -> Router {
-    Router::new().fallback(handle).with_state(state)
+    Router::new()
+        .route("/health", get(health))
+        .route("/", get(crate::demo::page))
+        .route("/index.html", get(crate::demo::page))
+        .route("/client.js", get(crate::demo::script))
+        .route("/metrics", get(crate::web::metrics))
+        .route("/{*space}", get(crate::web::space))
+        .fallback(upgrade_required)
+        .method_not_allowed_fallback(upgrade_required)
+        .layer(middleware::from_fn_with_state(state.clone(), joins))
+        .with_state(state)
 }
 
-async fn handle(State(state): State<AppState>, request: Request) -> Response {
+/// `GET /health`: `ok`, or 503 with the store's reason.
+async fn health(State(state): State<AppState>) -> Response {
+    match state.settings.store.health().await {
+        Ok(()) => (StatusCode::OK, "ok").into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
+    }
+}
+
+/// A plain request with no meaning here: 426, with how to connect.
+pub async fn upgrade_required() -> Response {
+    (
+        StatusCode::UPGRADE_REQUIRED,
+        [(header::UPGRADE, "websocket")],
+        "Connect with a WebSocket: ws://HOST/{space}?identity={identity}\n",
+    )
+        .into_response()
+}
+
+/// Takes every WebSocket upgrade, on any path, to [`join`]; passes plain
+/// requests on to the routes.
+async fn joins(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if is_websocket_upgrade(&request) {
+        join(state, request).await
+    } else {
+        next.run(request).await
+    }
+}
+
+/// A WebSocket upgrade: the origin and the connection limit are checked
+/// before any WebSocket exists (issue 5), then the socket is served.
+async fn join(state: AppState, request: Request) -> Response {
     let path = request.uri().path().to_owned();
     let query = request.uri().query().map(str::to_owned);
-    if !is_websocket_upgrade(&request) {
-        let (method, uri, headers) = (request.method(), request.uri(), request.headers());
-        if let Some(response) = crate::web::plain(&state, method, uri, headers).await {
-            return response;
-        }
-        return plain(&state, &path).await;
-    }
-    // Issue 5: the origin and the connection limit are checked before any
-    // WebSocket exists.
     let limits = &state.settings.limits;
     let origin = request
         .headers()
@@ -88,22 +126,6 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response {
             drop(token);
             drop(permit);
         })
-}
-
-async fn plain(state: &AppState, path: &str) -> Response {
-    if path != "/health" {
-        return Response::builder()
-            .status(StatusCode::UPGRADE_REQUIRED)
-            .header(header::UPGRADE, "websocket")
-            .body(Body::from(
-                "Connect with a WebSocket: ws://HOST/{space}?identity={identity}\n",
-            ))
-            .expect("valid response");
-    }
-    match state.settings.store.health().await {
-        Ok(()) => (StatusCode::OK, "ok").into_response(),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
-    }
 }
 
 fn is_websocket_upgrade(request: &Request) -> bool {

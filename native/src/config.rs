@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::net::IpAddr;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use longhouse_core::defaults;
 use thiserror::Error;
 
@@ -102,7 +102,8 @@ pub struct Config {
     )]
     pub max_connections: usize,
     /// A connection that has not sent a complete HTTP request head within
-    /// this many ms is dropped (at least 1).
+    /// this many ms is dropped: from accept, and again while a kept-alive
+    /// connection waits for its next request (at least 1).
     #[arg(long, env = "HANDSHAKE_TIMEOUT_MS", value_name = "HANDSHAKE_TIMEOUT_MS",
           default_value_t = defaults::DEFAULT_HANDSHAKE_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..))]
     pub handshake_timeout_ms: u64,
@@ -117,29 +118,12 @@ pub struct Config {
     #[arg(long, env = "SUBSCRIPTION_QUEUE", value_name = "SUBSCRIPTION_QUEUE",
           default_value_t = defaults::DEFAULT_SUBSCRIPTION_QUEUE, value_parser = at_least_1)]
     pub subscription_queue: usize,
+    /// Instead of serving: ask the server at HOST and PORT (loopback when
+    /// HOST is every address) for `GET /health`, exit 0 on 200, else 1.
+    /// For container health checks.
+    #[arg(long)]
+    pub health_check: bool,
 }
-
-/// The variables that name options, for turning clap's errors into
-/// [`ConfigError`]s (value names are the variables).
-const VARIABLES: &[&str] = &[
-    "HOST",
-    "PORT",
-    "PRESENCE_TTL",
-    "KEEPALIVE_MS",
-    "MAX_MESSAGE_BYTES",
-    "REDIS_URL",
-    "REDISCLOUD_URL",
-    "AUTH_SECRET",
-    "AUTH_SECRET_PREVIOUS",
-    "MAX_CLIENTS_PER_SPACE",
-    "MESSAGE_RATE",
-    "MESSAGE_BURST",
-    "ALLOWED_ORIGINS",
-    "MAX_CONNECTIONS",
-    "HANDSHAKE_TIMEOUT_MS",
-    "MAX_QUEUED_MESSAGES",
-    "SUBSCRIPTION_QUEUE",
-];
 
 fn at_least_64(s: &str) -> Result<usize, String> {
     at_least(s, 64)
@@ -161,7 +145,7 @@ fn at_least(s: &str, min: usize) -> Result<usize, String> {
 #[error("invalid value {value:?} for {var}: {reason}")]
 pub struct ConfigError {
     /// The environment variable (and flag) at fault.
-    pub var: &'static str,
+    pub var: String,
     /// What it was set to.
     pub value: String,
     /// Why it was refused.
@@ -176,9 +160,9 @@ impl Config {
     /// empty string counts as unset (deployment tools often template empty
     /// values), which clap cannot express, so those are removed first.
     pub fn from_env() -> Result<Self, ConfigError> {
-        for var in VARIABLES {
-            if std::env::var_os(var).is_some_and(|v| v.is_empty()) {
-                std::env::remove_var(var);
+        for var in variables() {
+            if std::env::var_os(&var).is_some_and(|v| v.is_empty()) {
+                std::env::remove_var(&var);
             }
         }
         Self::from_args(std::env::args_os())
@@ -241,37 +225,42 @@ impl Config {
     }
 }
 
+/// Every option's environment variable, as declared on its argument.
+fn variables() -> Vec<String> {
+    Config::command()
+        .get_arguments()
+        .filter_map(|a| a.get_env())
+        .map(|v| v.to_string_lossy().into_owned())
+        .collect()
+}
+
 /// A bad value, named by its variable; `None` for anything else (help,
-/// unknown flags), which clap reports itself.
+/// unknown flags), which clap reports itself. The kind, the argument and
+/// the value parser's own error are clap's error context and source: the
+/// argument is the one clap names ([`ContextKind::InvalidArg`] is its
+/// rendering), the reason is the parser's error, not clap's message text.
 fn value_error(e: &clap::Error) -> Option<ConfigError> {
-    if !matches!(
-        e.kind(),
-        ErrorKind::InvalidValue | ErrorKind::ValueValidation
-    ) {
+    if e.kind() != ErrorKind::ValueValidation {
         return None;
     }
-    let ContextValue::String(arg) = e.get(ContextKind::InvalidArg)? else {
+    let ContextValue::String(named) = e.get(ContextKind::InvalidArg)? else {
         return None;
     };
-    let var = VARIABLES.iter().find(|v| arg.contains(&format!("<{v}>")))?;
+    // Built, as when it parsed, so each argument renders as clap named it.
+    let mut command = Config::command();
+    command.build();
+    let arg = command.get_arguments().find(|a| a.to_string() == *named)?;
+    let var = arg.get_env()?.to_string_lossy().into_owned();
     let value = match e.get(ContextKind::InvalidValue) {
         Some(ContextValue::String(v)) => v.clone(),
         _ => String::new(),
     };
-    let rendered = e.render().to_string();
-    let reason = rendered
-        .lines()
-        .next()
-        .and_then(|l| l.rsplit_once(": "))
-        .map(|(_, r)| r.to_owned())
-        .unwrap_or(rendered);
+    let reason = std::error::Error::source(e)?.to_string();
     Some(ConfigError { var, value, reason })
 }
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
     use super::*;
 
     fn with(args: &[&str]) -> Result<Config, ConfigError> {
@@ -303,6 +292,9 @@ mod tests {
         let e = with(&["--presence-ttl", "abc"]).unwrap_err();
         assert_eq!(e.var, "PRESENCE_TTL");
         assert_eq!(e.value, "abc");
+        assert_eq!(e.reason, "invalid digit found in string");
+        let small = with(&["--max-message-bytes", "63"]).unwrap_err();
+        assert_eq!(small.reason, "expected a whole number, at least 64");
         assert!(e.to_string().contains("PRESENCE_TTL"), "{e}");
         for (flag, value, var) in [
             ("--port", "70000", "PORT"),
@@ -353,7 +345,9 @@ mod tests {
     #[test]
     fn help_lists_every_variable_with_its_default() {
         let help = Config::command().render_long_help().to_string();
-        for var in VARIABLES {
+        let vars = variables();
+        assert_eq!(vars.len(), 17, "{vars:?}");
+        for var in &vars {
             assert!(
                 help.contains(&format!("[env: {var}")),
                 "{var} missing:\n{help}"

@@ -9,7 +9,7 @@ use longhouse_core::{
     refuse_join, Auth, CloseCode, ConnId, Disconnect, Frame, JoinRequest, Output, TokenBucket,
     KEEPALIVE_TEXT,
 };
-use tracing::{debug, warn};
+use tracing::{debug, field, warn, Instrument, Span};
 
 use crate::clock::now;
 use crate::outbox::{outbox, Inbox, Outbound};
@@ -81,8 +81,28 @@ impl Default for Limits {
     }
 }
 
-/// Serves one upgraded socket to its end.
+/// Serves one upgraded socket to its end, inside the connection's span:
+/// every line logged on its behalf (by this task or the store it calls)
+/// carries the connection id, and the space and client id once known.
 pub async fn serve(
+    socket: WebSocket,
+    settings: Settings,
+    conn: ConnId,
+    path: String,
+    query: Option<String>,
+) {
+    let span = tracing::info_span!(
+        "connection",
+        conn = %conn,
+        space = field::Empty,
+        client = field::Empty
+    );
+    run(socket, settings, conn, path, query)
+        .instrument(span)
+        .await;
+}
+
+async fn run(
     socket: WebSocket,
     settings: Settings,
     conn: ConnId,
@@ -95,7 +115,7 @@ pub async fn serve(
         match JoinRequest::parse_with(&path, query.as_deref(), &settings.limits.auth, now()) {
             Ok(r) => r,
             Err(error) => {
-                warn!(conn = %conn, path = %path, error = %error, "join refused");
+                warn!(path = %path, error = %error, "join refused");
                 crate::metrics::error(error.kind());
                 let (tx, rx) = outbox(4);
                 for output in refuse_join(conn, &error) {
@@ -110,13 +130,26 @@ pub async fn serve(
                 return;
             }
         };
+    Span::current().record("space", request.space.as_str());
     let (tx, rx) = outbox(settings.limits.max_queued);
     settings.store.join(conn, &request, tx).await;
     let how = pump(socket, rx, &settings, &request, conn).await;
     if let Some(how) = how {
-        debug!(space = request.space.as_str(), conn = %conn, ?how, "socket ended");
+        debug!(?how, "socket ended");
         settings.store.closed(&request.space, conn, how).await;
     }
+}
+
+/// The client id a welcome gives, so the span can carry it from then on;
+/// `None` for any other message (a refused join's error).
+fn welcomed_id(text: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Welcome {
+        id: String,
+        #[allow(dead_code)]
+        clients: serde::de::IgnoredAny,
+    }
+    serde_json::from_str::<Welcome>(text).ok().map(|w| w.id)
 }
 
 type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
@@ -146,16 +179,24 @@ async fn pump(
         0,
     );
     let overflow = inbox.overflow();
+    let mut welcomed = false;
     loop {
         tokio::select! {
             // A client that stopped reading: its queue overflowed. Dropped
             // without a close frame, as a lost connection (lease kept).
             () = overflow.wait() => {
-                warn!(space = space.as_str(), conn = %conn, "send queue full: connection dropped as lost");
+                warn!("send queue full: connection dropped as lost");
                 return Some(Disconnect::Lost);
             }
             out = inbox.recv() => match out {
                 Some(Outbound::Text(text)) => {
+                    if !welcomed {
+                        // The first message of a join is its welcome (or its refusal).
+                        welcomed = true;
+                        if let Some(id) = welcomed_id(&text) {
+                            Span::current().record("client", id.as_str());
+                        }
+                    }
                     // Everything already queued goes out with one flush (one
                     // write to the kernel), up to a close.
                     let mut close_after = None;
@@ -185,7 +226,7 @@ async fn pump(
                             }
                         }
                         () = overflow.wait() => {
-                            warn!(space = space.as_str(), conn = %conn, "send queue full: connection dropped as lost");
+                            warn!("send queue full: connection dropped as lost");
                             return Some(Disconnect::Lost);
                         }
                     }

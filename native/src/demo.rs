@@ -11,23 +11,25 @@ pub const INDEX_HTML: &str = include_str!("../../clients/demo/index.html");
 /// (committed; `scripts/test.sh` checks it matches a fresh `tsc` build).
 pub const CLIENT_JS: &str = include_str!("../../clients/js/dist/index.js");
 
-/// The page or the script for `path`, if it is one of theirs.
-pub fn serve(path: &str) -> Option<Response> {
-    let (content_type, body) = match path {
-        "/" | "/index.html" => ("text/html; charset=utf-8", INDEX_HTML),
-        "/client.js" => ("text/javascript; charset=utf-8", CLIENT_JS),
-        _ => return None,
-    };
-    Some(
-        (
-            StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, content_type),
-                (header::CACHE_CONTROL, "no-cache"),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            ],
-            body,
-        )
-            .into_response(),
+/// `GET /` (and `/index.html`): the demo page.
+pub async fn page() -> Response {
+    asset("text/html; charset=utf-8", INDEX_HTML)
+}
+
+/// `GET /client.js`: the client library the page loads.
+pub async fn script() -> Response {
+    asset("text/javascript; charset=utf-8", CLIENT_JS)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
     )
+        .into_response()
 }

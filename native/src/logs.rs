@@ -14,7 +14,10 @@ pub fn init() {
         builder
             .json()
             .flatten_event(true)
-            .with_current_span(false)
+            // The connection's span (conn, space, client) as `"span":{…}`;
+            // a connection has one span, so the list would only repeat it.
+            .with_current_span(true)
+            .with_span_list(false)
             .init();
     } else {
         builder

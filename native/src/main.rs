@@ -5,11 +5,12 @@ mod clock;
 mod config;
 mod connection;
 mod demo;
+mod health_check;
 mod ids;
-mod listener;
 mod logs;
 mod metrics;
 mod outbox;
+mod server;
 mod store;
 mod web;
 
@@ -37,11 +38,24 @@ fn main() -> ExitCode {
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
-            error!(variable = e.var, "{e}");
+            error!(variable = %e.var, "{e}");
             eprintln!("longhouse: {e}");
             return ExitCode::from(2);
         }
     };
+    if config.health_check {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        return match runtime.block_on(health_check::check(&config)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(why) => {
+                eprintln!("longhouse: health check failed: {why}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // Every socket is a file: take the hard limit, not the soft default
     // (often 1,024), so the process holds what MAX_CONNECTIONS allows.
     match rlimit::increase_nofile_limit(u64::MAX) {
@@ -105,15 +119,17 @@ async fn run(config: Config) -> std::io::Result<()> {
         "listening"
     );
     let shutdown_store = store.clone();
-    let listener =
-        listener::Guarded::new(listener, Duration::from_millis(config.handshake_timeout_ms));
-    axum::serve(listener, app::router(state))
-        .with_graceful_shutdown(async move {
+    server::serve(
+        listener,
+        app::router(state),
+        Duration::from_millis(config.handshake_timeout_ms),
+        async move {
             let signal = stop_signal().await;
             info!(signal, "stopping: closing sockets with 1012, leases kept");
             shutdown_store.shutdown().await;
-        })
-        .await?;
+        },
+    )
+    .await;
     sockets.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, sockets.wait())
         .await

@@ -1,8 +1,9 @@
-//! Plain HTTP requests beyond `/health`: the demo page (`/`,
-//! `/client.js`), `GET /metrics`, and a space's roster as JSON
-//! (`GET /{space}` with `Accept: application/json`).
+//! Plain HTTP requests about the server and its spaces: `GET /metrics`,
+//! and a space's roster as JSON (`GET /{space}` with `Accept:
+//! application/json`).
 
-use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use longhouse_core::{roster_json, roster_token, ServerMessage, SpaceName};
 use tracing::warn;
@@ -10,42 +11,28 @@ use tracing::warn;
 use crate::app::AppState;
 use crate::clock::now;
 
-/// The response for a plain (non-upgrade) request this module serves, or
-/// `None` to leave it to the default handling.
-pub async fn plain(
-    state: &AppState,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-) -> Option<Response> {
-    if method != Method::GET && method != Method::HEAD {
-        return None;
+/// `GET /metrics`: the Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let text = crate::metrics::render(state.settings.store.space_count());
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// `GET /{space}`: the roster as JSON when asked for with `Accept:
+/// application/json`; otherwise there is nothing to see without a
+/// WebSocket (426).
+pub async fn space(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
+    if !wants_json(&headers) {
+        return crate::app::upgrade_required().await;
     }
-    let path = uri.path();
-    if path == "/health" {
-        return None;
-    }
-    if let Some(page) = crate::demo::serve(path) {
-        return Some(page);
-    }
-    if path == "/metrics" {
-        let text = crate::metrics::render(state.settings.store.space_count());
-        return Some(
-            (
-                StatusCode::OK,
-                [(
-                    header::CONTENT_TYPE,
-                    "text/plain; version=0.0.4; charset=utf-8",
-                )],
-                text,
-            )
-                .into_response(),
-        );
-    }
-    if wants_json(headers) {
-        return Some(roster(state, path, uri.query()).await);
-    }
-    None
+    roster(&state, uri.path(), uri.query()).await
 }
 
 fn wants_json(headers: &HeaderMap) -> bool {

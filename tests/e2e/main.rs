@@ -136,6 +136,11 @@ fn cases() -> Vec<Case> {
             Uses::Own,
             [NativeOps]
         ),
+        case!(
+            ops::json_logs_carry_the_connection_span_and_no_query,
+            Uses::Own,
+            [NativeOps]
+        ),
         // 2. The welcome
         case!(welcome::first_message_is_the_roster_including_self, DEFAULT),
         case!(welcome::fresh_id_is_lowercase_uuid_v4, DEFAULT),

@@ -207,6 +207,85 @@ pub async fn log_format_json_writes_json_lines(_cx: &Ctx) -> Result<()> {
     Ok(())
 }
 
+/// `LOG_FORMAT=json`, read back whole: every line is a JSON object; lines
+/// logged for a connection carry its span (`conn`, `space`, and `client`
+/// once welcomed), so the join and the leave name the space and client
+/// without repeating them per call; no token or query string appears.
+pub async fn json_logs_carry_the_connection_span_and_no_query(cx: &Ctx) -> Result<()> {
+    const SECRET: &str = "json-logs-secret";
+    let options =
+        TargetOptions::DEFAULT
+            .with_json_logs()
+            .with_limits(longhouse_e2e::target::ServerLimits {
+                auth_secret: Some(SECRET),
+                ..longhouse_e2e::target::ServerLimits::NONE
+            });
+    let dep = cx.start_own(options).await?;
+    let space = cx.space();
+    let token = longhouse_e2e::client::mint_token(
+        &format!(
+            r#"{{"sub":"ann","exp":{}}}"#,
+            longhouse_e2e::client::unix_now() + 60
+        ),
+        SECRET,
+    );
+    let query = format!("token={token}&identity=ann&marker=q{}", cx.space());
+    let url = format!("{}/{}?{query}", dep.ws_base_of(0), encode_space(&space));
+    let mut ann = Client::connect_url(&url).await?;
+    ann.expect_welcome().await?;
+    let id = ann.id.clone();
+    ann.ping().await?;
+    ann.close().await?;
+    let instance = &dep.instances()[0];
+    // The leave is logged as the server handles the close: wait for it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let lines = loop {
+        let log = instance.log();
+        // Whole lines only: the server may be writing the last one.
+        let whole = log.rfind('\n').map_or("", |end| &log[..end]);
+        let lines: Vec<Value> = whole
+            .lines()
+            .map(|l| serde_json::from_str(l).with_context(|| format!("not a JSON line: {l:?}")))
+            .collect::<Result<_>>()?;
+        if lines
+            .iter()
+            .any(|l| l["event"] == "leave" && l["client"] == id.as_str())
+        {
+            break lines;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "no leave line for {id} within 10 s:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let of = |event: &str| {
+        lines
+            .iter()
+            .find(|l| l["event"] == event && l["client"] == id.as_str())
+            .ok_or_else(|| anyhow!("no {event} line for {id}"))
+    };
+    let (join, leave) = (of("join")?, of("leave")?);
+    for line in [join, leave] {
+        let span = &line["span"];
+        ensure!(
+            span["name"] == "connection"
+                && span["space"] == space.as_str()
+                && span["conn"].as_str().is_some_and(|c| !c.is_empty()),
+            "a presence line without the connection's span: {line}"
+        );
+    }
+    ensure!(
+        leave["span"]["client"] == id.as_str() && leave["span"]["conn"] == join["span"]["conn"],
+        "the leave's span does not name the welcomed client on the same connection: {leave}"
+    );
+    let log = instance.log();
+    for secret in [token.as_str(), &query, SECRET, "token=", "marker="] {
+        ensure!(!log.contains(secret), "the log contains {secret:?}:\n{log}");
+    }
+    Ok(())
+}
+
 /// Runs the binary on an ephemeral loopback port and returns its first
 /// line of log that mentions `listening`; the process is killed after.
 fn first_log_line(format: Option<&str>) -> Result<String> {

@@ -36,6 +36,8 @@ pub struct TargetOptions {
     /// With several instances, the last one's clock runs this many seconds
     /// ahead (libfaketime; its timers stay on the real monotonic clock).
     pub clock_skew_s: i64,
+    /// `LOG_FORMAT=json` (native).
+    pub json_logs: bool,
 }
 
 /// Issue 5's knobs, each `None` unless a case needs it (Copy and Hash, so
@@ -121,6 +123,7 @@ impl TargetOptions {
         max_message_bytes: 4096,
         limits: ServerLimits::NONE,
         clock_skew_s: 0,
+        json_logs: false,
     };
 
     /// Short leases, for the cases about expiry.
@@ -158,6 +161,13 @@ impl TargetOptions {
         }
     }
 
+    pub const fn with_json_logs(self) -> Self {
+        TargetOptions {
+            json_logs: true,
+            ..self
+        }
+    }
+
     pub fn ttl(&self) -> Duration {
         Duration::from_millis(self.ttl_ms)
     }
@@ -173,6 +183,9 @@ impl TargetOptions {
             ),
         ];
         env.extend(self.limits.env());
+        if self.json_logs {
+            env.push(("LOG_FORMAT".into(), "json".into()));
+        }
         env
     }
 }

@@ -1,11 +1,13 @@
 // The client library against real native servers (and Redis), started and
 // stopped by each test. Run: node --experimental-websocket --test test/client.test.mjs
-// (after `npm run build` and `cargo build -p longhouse-native`).
+// (after `npm run build` and `cargo build -p longhouse-native`). What it
+// tests is the packaged client: `npm pack`, installed into a scratch project
+// (test/packaged.mjs), imported from there.
 
 import assert from "node:assert/strict";
-import { describe, it, beforeEach, afterEach } from "node:test";
+import { describe, it, after, beforeEach, afterEach } from "node:test";
 
-import { connect, spaceUrl, PING } from "../dist/index.js";
+import { installPackaged } from "./packaged.mjs";
 import {
   freePort,
   hasRedis,
@@ -20,6 +22,10 @@ import {
   unwind,
   waitFor,
 } from "./harness.mjs";
+
+const packaged = installPackaged();
+after(() => packaged.cleanup());
+const { connect, spaceUrl, PING } = await import(packaged.moduleUrl);
 
 let stack;
 beforeEach(() => {

@@ -11,6 +11,7 @@ mod close;
 mod conn_id;
 pub mod defaults;
 mod error_kind;
+mod hs256;
 mod hub;
 mod inbound;
 mod join;

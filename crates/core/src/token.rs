@@ -8,9 +8,9 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
 use serde::Deserialize;
-use sha2::Sha256;
 use thiserror::Error;
 
 use crate::join::SpaceName;
@@ -93,43 +93,45 @@ impl Claims {
     }
 }
 
-#[derive(Deserialize)]
-struct Header {
-    alg: String,
-}
-
 /// Checks an HS256 token against `secrets` (any one may have signed it, so
-/// a secret can be rotated) at time `now`, and returns its claims. Checks
-/// run size, shape, algorithm, signature (constant time), then the time
-/// claims: nothing from the payload is trusted before the signature is.
+/// a secret can be rotated) at time `now`, and returns its claims.
+///
+/// The JWT itself is `jsonwebtoken`'s: three base64url parts, the header's
+/// `alg` pinned to HS256 (an HS384 or RS256 header is refused before any
+/// key is used; `none` is no algorithm it knows, so it is malformed), the
+/// HMAC compared in constant time (RustCrypto's `hmac`, through
+/// [`crate::hs256`]), and the claims decoded only once the signature holds. The time claims are checked here
+/// against `now`, which the caller passes in (the core reads no clock).
 pub fn verify(token: &str, secrets: &[&[u8]], now: UnixMillis) -> Result<Claims, AuthError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(AuthError::TooLong);
     }
-    let mut parts = token.split('.');
-    let (Some(header), Some(payload), Some(signature), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(AuthError::Malformed);
-    };
-    // The signed text is a slice of the token as received: no re-encoding.
-    let signed = &token[..header.len() + 1 + payload.len()];
-    let header: Header = decode_json(header)?;
-    if header.alg != "HS256" {
-        return Err(AuthError::Algorithm);
+    crate::hs256::install();
+    let mut validation = Validation::new(Algorithm::HS256);
+    // Time, audience and the required claims are ours to check (below),
+    // not the library's, which would read the system clock.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    let mut claims = None;
+    for secret in secrets {
+        // An empty secret is no key (and `Auth` never holds one).
+        let Ok(key) = DecodingKey::from_secret(secret) else {
+            continue;
+        };
+        match jsonwebtoken::decode::<Claims>(token, &key, &validation) {
+            Ok(data) => {
+                claims = Some(data.claims);
+                break;
+            }
+            Err(e) => match refusal(e.kind()) {
+                AuthError::Signature => continue, // maybe the other secret
+                other => return Err(other),
+            },
+        }
     }
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature)
-        .map_err(|_| AuthError::Malformed)?;
-    let good = secrets.iter().any(|secret| {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-        mac.update(signed.as_bytes());
-        mac.verify_slice(&signature).is_ok()
-    });
-    if !good {
-        return Err(AuthError::Signature);
-    }
-    let claims: Claims = decode_json(payload)?;
+    let claims = claims.ok_or(AuthError::Signature)?;
     let now_secs = now.0 / 1000;
     let exp = claims.exp.ok_or(AuthError::MissingExpiry)?;
     if now_secs >= exp.saturating_add(CLOCK_SKEW_SECS) {
@@ -143,22 +145,34 @@ pub fn verify(token: &str, secrets: &[&[u8]], now: UnixMillis) -> Result<Claims,
     Ok(claims)
 }
 
-fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, AuthError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| AuthError::Malformed)?;
-    serde_json::from_slice(&bytes).map_err(|_| AuthError::Malformed)
+/// The wire's reason for one of `jsonwebtoken`'s error kinds.
+fn refusal(kind: &ErrorKind) -> AuthError {
+    match kind {
+        ErrorKind::InvalidSignature => AuthError::Signature,
+        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => AuthError::Algorithm,
+        // Shape, base64, JSON and UTF-8 errors; with every time and claim
+        // validation turned off, nothing else is left to go wrong.
+        _ => AuthError::Malformed,
+    }
 }
 
 /// Signs `claims_json` with `secret`: what an application backend does.
-/// For tests, fuzzing and tools; servers only verify.
+/// For tests, fuzzing and tools; servers only verify. The claims are taken
+/// as given (not re-serialized), so a fuzzer can sign any text.
 pub fn sign(claims_json: &str, secret: &[u8]) -> String {
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    sign_with_header(r#"{"alg":"HS256","typ":"JWT"}"#, claims_json, secret)
+}
+
+/// [`sign`] under any header text (always an HS256 signature): for tests
+/// of what the verifier refuses.
+pub fn sign_with_header(header_json: &str, claims_json: &str, secret: &[u8]) -> String {
+    crate::hs256::install();
+    let header = URL_SAFE_NO_PAD.encode(header_json.as_bytes());
     let payload = URL_SAFE_NO_PAD.encode(claims_json.as_bytes());
     let signed = format!("{header}.{payload}");
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(signed.as_bytes());
-    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    let key = EncodingKey::from_secret(secret).expect("a non-empty secret");
+    let signature = jsonwebtoken::crypto::sign(signed.as_bytes(), &key, Algorithm::HS256)
+        .expect("HS256 signs with any key");
     format!("{signed}.{signature}")
 }
 
@@ -282,12 +296,46 @@ mod tests {
 
     #[test]
     fn only_hs256() {
+        let with_alg =
+            |alg: &str| sign_with_header(&format!(r#"{{"alg":"{alg}"}}"#), &claims(""), SECRET);
+        assert!(verify(&with_alg("HS256"), &[SECRET], NOW).is_ok());
+        // Signed with the secret, but the header names another algorithm:
+        // refused by name, before any key is used.
+        for alg in ["HS512", "HS384", "RS256", "PS256", "ES256", "EdDSA"] {
+            assert_eq!(
+                verify(&with_alg(alg), &[SECRET], NOW),
+                Err(AuthError::Algorithm),
+                "{alg}"
+            );
+        }
+        // `none` (any case) and made-up names are no algorithm at all.
+        for alg in ["none", "None", "HS256 ", "hs256"] {
+            assert_eq!(
+                verify(&with_alg(alg), &[SECRET], NOW),
+                Err(AuthError::Malformed),
+                "{alg}"
+            );
+        }
         let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#);
         let payload = URL_SAFE_NO_PAD.encode(claims(""));
-        assert_eq!(
-            verify(&format!("{header}.{payload}."), &[SECRET], NOW),
-            Err(AuthError::Algorithm)
-        );
+        assert!(verify(&format!("{header}.{payload}."), &[SECRET], NOW).is_err());
+    }
+
+    #[test]
+    fn an_empty_secret_verifies_nothing() {
+        let t = sign(&claims(""), SECRET);
+        assert_eq!(verify(&t, &[b""], NOW), Err(AuthError::Signature));
+        assert!(verify(&t, &[b"", SECRET], NOW).is_ok());
+    }
+
+    #[test]
+    fn tokens_from_other_encoders_verify() {
+        // What PyJWT and the README's Node snippet mint: header keys in
+        // another order, no `typ`, extra claims.
+        for header in [r#"{"typ":"JWT","alg":"HS256"}"#, r#"{"alg":"HS256"}"#] {
+            let t = sign_with_header(header, &claims(r#","iat":1,"aud":"x","iss":"y""#), SECRET);
+            assert!(verify(&t, &[SECRET], NOW).is_ok(), "{header}");
+        }
     }
 
     #[test]

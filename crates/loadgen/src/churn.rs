@@ -47,6 +47,7 @@ pub async fn run(target: &Target, args: &ChurnArgs) -> (Value, bool) {
             space: space(i % spaces),
             identity: format!("c{i}"),
             ping: None,
+            state: None,
         })
         .collect();
     let mut clients: Vec<Client> = open_all(target, initial, 100, &counters, 0).await;
@@ -87,6 +88,7 @@ pub async fn run(target: &Target, args: &ChurnArgs) -> (Value, bool) {
                 space: space(rng.below(spaces)),
                 identity: format!("c{n}"),
                 ping: None,
+                state: None,
             },
             counters.clone(),
             Some(tx),
@@ -158,6 +160,7 @@ pub async fn run(target: &Target, args: &ChurnArgs) -> (Value, bool) {
             space: space(k),
             identity: format!("observer{k}"),
             ping: None,
+            state: None,
         })
         .collect();
     let observers = open_all(target, observer_specs, 100, &counters, n).await;

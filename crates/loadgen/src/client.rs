@@ -1,7 +1,10 @@
 //! One simulated client: connects from one of the loopback source addresses,
 //! records its welcome and every presence event with the instant it
-//! arrived, pings if asked, and closes when told.
+//! arrived, pings if asked, sends a storm of state updates if told, and
+//! closes when told. What goes on the wire is the codec's (`wire`); what is
+//! recorded is the same for every protocol.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,10 +20,9 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-/// How a `remote join` starts, up to the client id.
-const JOIN_PREFIX: &str = r#"{"event":"remote join","client":{"id":""#;
-/// How a `remote leave` starts, up to the client id.
-const LEAVE_PREFIX: &str = r#"{"event":"remote leave","client":{"id":""#;
+use crate::common::micros;
+use crate::cursor;
+use crate::wire::{Codec, Protocol, Seen};
 
 /// How long a client waits for the server's reply to its close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
@@ -32,6 +34,8 @@ pub struct Target {
     pub server: SocketAddr,
     /// Sockets use 127.0.0.1 to 127.0.0.N as their source, N this.
     pub sources: u8,
+    /// What the server speaks.
+    pub protocol: Protocol,
 }
 
 impl Target {
@@ -91,6 +95,46 @@ pub struct Log {
     pub expired: u32,
     /// How the socket ended, once it has.
     pub end: Option<End>,
+    /// What this client knows of everyone present but itself, by id.
+    pub views: HashMap<String, View>,
+    /// Every storm state received (`remote update`s carrying a
+    /// [`cursor::state`]), in arrival order.
+    pub deliveries: Vec<Delivery>,
+    /// Updates about someone this client had not seen join.
+    pub before_join: u64,
+    /// Storm states older than one already received from the same sender.
+    pub out_of_order: u64,
+    /// The storm's last sequence number: receiving it from a sender counts
+    /// once towards [`Counters::finals`].
+    pub final_seq: Option<u32>,
+    /// When each of this client's own states was sent, by sequence number
+    /// (µs on the [`micros`] clock; 0 is the connect, which carries the
+    /// state it joins with).
+    pub sent_at: Vec<u64>,
+    /// This client's own latest state, as sent.
+    pub own_state: Option<String>,
+    /// Errors the server sent (the first few).
+    pub errors: Vec<String>,
+}
+
+/// One client's view of another.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    /// Its state as last received (JSON text), if it has one.
+    pub state: Option<String>,
+    /// The storm sequence number of that state, if it is a storm state.
+    pub seq: Option<u32>,
+}
+
+/// One storm state received.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery {
+    /// The sender's number.
+    pub n: u32,
+    /// Its sequence number.
+    pub seq: u32,
+    /// When it arrived, µs on the [`micros`] clock.
+    pub at: u64,
 }
 
 /// Counters shared by every client of a run, for progress and quiet checks.
@@ -106,6 +150,14 @@ pub struct Counters {
     pub dropped: AtomicU64,
     /// Sockets that failed to connect or to complete the handshake.
     pub failed: AtomicU64,
+    /// State updates received.
+    pub updates: AtomicU64,
+    /// Storm states sent.
+    pub sent: AtomicU64,
+    /// Final storm states received (see [`Log::final_seq`]).
+    pub finals: AtomicU64,
+    /// Error messages received.
+    pub errors: AtomicU64,
 }
 
 impl Counters {
@@ -118,6 +170,21 @@ impl Counters {
 enum Cmd {
     Close,
     Abort,
+    Storm(Storm),
+}
+
+/// A storm of state updates: `count` of them, one every `period`, the first
+/// at `start`; each a [`cursor::state`] of sender number `n`.
+#[derive(Debug, Clone, Copy)]
+pub struct Storm {
+    /// When the first update is sent.
+    pub start: tokio::time::Instant,
+    /// Time between updates.
+    pub period: Duration,
+    /// Updates to send.
+    pub count: u32,
+    /// The sender's number, written in each state.
+    pub n: u64,
 }
 
 /// What a client connects as.
@@ -127,8 +194,10 @@ pub struct Spec {
     pub space: String,
     /// Identity (plain too).
     pub identity: String,
-    /// Send `{"action":"ping"}` this often, if set.
+    /// Send the protocol's ping this often, if set.
     pub ping: Option<Duration>,
+    /// The state to join with (JSON object text), if any.
+    pub state: Option<String>,
 }
 
 /// A running client.
@@ -181,6 +250,11 @@ impl Client {
         let _ = self.cmd.send(Cmd::Abort);
     }
 
+    /// Starts a storm of state updates.
+    pub fn storm(&self, storm: Storm) {
+        let _ = self.cmd.send(Cmd::Storm(storm));
+    }
+
     /// Waits for the client's task to end.
     pub async fn wait(&self) {
         let task = self.task.lock().expect("task lock").take();
@@ -209,7 +283,7 @@ impl Client {
 
 type Ws = WebSocketStream<TcpStream>;
 
-async fn connect(target: &Target, n: u64, spec: &Spec) -> Result<Ws, String> {
+async fn connect(target: &Target, n: u64, path: &str) -> Result<Ws, String> {
     let socket = TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
     // Let connect() pick the port per destination, so each source address
     // serves a whole ephemeral range.
@@ -232,10 +306,7 @@ async fn connect(target: &Target, n: u64, spec: &Spec) -> Result<Ws, String> {
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let _ = stream.set_nodelay(true);
-    let url = format!(
-        "ws://{}/{}?identity={}",
-        target.server, spec.space, spec.identity
-    );
+    let url = format!("ws://{}{path}", target.server);
     let config = WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0);
@@ -270,8 +341,15 @@ async fn run(
     mut commands: mpsc::UnboundedReceiver<Cmd>,
     mut welcomed: Option<oneshot::Sender<bool>>,
 ) {
-    log.lock().expect("log lock").started = Some(Instant::now());
-    let ws = match connect(&target, n, &spec).await {
+    let mut codec = Codec::new(target.protocol, n, spec.state.clone());
+    {
+        let mut log = log.lock().expect("log lock");
+        log.started = Some(Instant::now());
+        log.sent_at.push(micros());
+        log.own_state = spec.state.clone();
+    }
+    let path = codec.path(&spec.space, &spec.identity);
+    let ws = match connect(&target, n, &path).await {
         Ok(ws) => ws,
         Err(e) => {
             end(&log, &counters, End::ConnectFailed(e));
@@ -282,17 +360,40 @@ async fn run(
         }
     };
     let (mut sink, mut stream) = ws.split();
-    let mut ping = spec.ping.map(|period| {
+    let mut failed = false;
+    for frame in codec.opening() {
+        failed |= sink.send(frame).await.is_err();
+    }
+    if failed {
+        end(&log, &counters, End::Dropped("opening failed".into()));
+    }
+    let ping_frame = codec.ping();
+    let mut ping = spec.ping.filter(|_| ping_frame.is_some()).map(|period| {
         // Spread the first pings over one period.
         let offset = period.mul_f64((n % 1000) as f64 / 1000.0);
         let mut t = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         t
     });
-    loop {
+    let mut renew = codec.renew_check().map(|period| {
+        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
+    let mut storm: Option<(Storm, tokio::time::Interval, u32)> = None;
+    while !failed {
         tokio::select! {
             message = stream.next() => match message {
-                Some(Ok(Message::Text(text))) => record(text.as_str(), &log, &counters, &mut welcomed),
+                Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
+                    let read = codec.read(&m);
+                    record(read.seen, &log, &counters, &mut welcomed);
+                    for reply in read.replies {
+                        if sink.send(reply).await.is_err() {
+                            end(&log, &counters, End::Dropped("reply failed".into()));
+                            failed = true;
+                        }
+                    }
+                }
                 Some(Ok(Message::Close(frame))) => {
                     let code = frame.map_or(1005, |f| u16::from(f.code));
                     end(&log, &counters, End::ServerClosed(code));
@@ -316,9 +417,11 @@ async fn run(
                     let _ = tokio::time::timeout(CLOSE_WAIT, async {
                         while let Some(Ok(m)) = stream.next().await {
                             match m {
-                                Message::Text(text) => record(text.as_str(), &log, &counters, &mut welcomed),
                                 Message::Close(_) => break,
-                                _ => {}
+                                m => {
+                                    let read = codec.read(&m);
+                                    record(read.seen, &log, &counters, &mut welcomed);
+                                }
                             }
                         }
                     })
@@ -326,16 +429,52 @@ async fn run(
                     end(&log, &counters, End::Requested);
                     break;
                 }
+                Some(Cmd::Storm(s)) => {
+                    let mut t = tokio::time::interval_at(s.start, s.period);
+                    // Keep the rate: a late tick is sent at once, then on time.
+                    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                    storm = (s.count > 0).then_some((s, t, 0));
+                }
                 Some(Cmd::Abort) | None => {
                     end(&log, &counters, End::Requested);
                     break;
                 }
             },
-            () = tick(&mut ping) => {
-                if sink.send(Message::Text(r#"{"action":"ping"}"#.into())).await.is_err() {
-                    end(&log, &counters, End::Dropped("ping failed".into()));
+            () = tick(ping.as_mut()) => {
+                if let Some(frame) = ping_frame.clone() {
+                    if sink.send(frame).await.is_err() {
+                        end(&log, &counters, End::Dropped("ping failed".into()));
+                        break;
+                    }
+                }
+            }
+            () = tick(renew.as_mut()) => {
+                if let Some(frame) = codec.renew() {
+                    if sink.send(frame).await.is_err() {
+                        end(&log, &counters, End::Dropped("renew failed".into()));
+                        break;
+                    }
+                }
+            }
+            () = tick(storm.as_mut().map(|(_, t, _)| t)) => {
+                let Some((s, _, seq)) = storm.as_mut() else { continue };
+                *seq += 1;
+                let (seq, last) = (*seq, *seq >= s.count);
+                let state = cursor::state(s.n, seq);
+                let frame = codec.update(&state);
+                {
+                    let mut log = log.lock().expect("log lock");
+                    log.sent_at.push(micros());
+                    log.own_state = Some(state);
+                }
+                if last {
+                    storm = None;
+                }
+                if sink.send(frame).await.is_err() {
+                    end(&log, &counters, End::Dropped("update failed".into()));
                     break;
                 }
+                counters.sent.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -344,7 +483,7 @@ async fn run(
     }
 }
 
-async fn tick(t: &mut Option<tokio::time::Interval>) {
+async fn tick(t: Option<&mut tokio::time::Interval>) {
     match t {
         Some(t) => {
             t.tick().await;
@@ -353,77 +492,92 @@ async fn tick(t: &mut Option<tokio::time::Interval>) {
     }
 }
 
+/// How many server errors a log keeps the text of.
+const ERRORS_KEPT: usize = 5;
+
 fn record(
-    text: &str,
+    seen: Vec<Seen>,
     log: &Mutex<Log>,
     counters: &Counters,
     welcomed: &mut Option<oneshot::Sender<bool>>,
 ) {
+    if seen.is_empty() {
+        return;
+    }
     let at = Instant::now();
-    // Fast path for the events, which are most of the traffic: the server
-    // writes them in this exact shape (section 3).
-    for (prefix, kind, counter) in [
-        (JOIN_PREFIX, Kind::Join, &counters.joins),
-        (LEAVE_PREFIX, Kind::Leave, &counters.leaves),
-    ] {
-        if let Some(rest) = text.strip_prefix(prefix) {
-            if let Some(end) = rest.find('"') {
-                log.lock().expect("log lock").events.push(Event {
-                    kind,
-                    id: rest[..end].to_owned(),
+    let at_us = micros();
+    let mut log = log.lock().expect("log lock");
+    for s in seen {
+        match s {
+            Seen::Welcome { id, roster } => {
+                log.welcomed = Some(at);
+                log.roster = roster.iter().map(|(id, _)| id.clone()).collect();
+                for (other, state) in roster {
+                    if other != id {
+                        log.views.insert(other, view(state));
+                    }
+                }
+                log.id = id;
+                counters.welcomes.fetch_add(1, Ordering::Relaxed);
+                if let Some(w) = welcomed.take() {
+                    let _ = w.send(true);
+                }
+            }
+            Seen::Join { id, state } => {
+                log.views.insert(id.clone(), view(state));
+                log.events.push(Event {
+                    kind: Kind::Join,
+                    id,
                     at,
                 });
-                counter.fetch_add(1, Ordering::Relaxed);
-                return;
+                counters.joins.fetch_add(1, Ordering::Relaxed);
+            }
+            Seen::Update { id, state } => {
+                counters.updates.fetch_add(1, Ordering::Relaxed);
+                let probe = state.as_deref().and_then(cursor::probe);
+                let final_seq = log.final_seq;
+                let Some(v) = log.views.get_mut(&id) else {
+                    log.before_join += 1;
+                    continue;
+                };
+                let older = matches!((v.seq, probe), (Some(had), Some((_, seq))) if seq < had);
+                // A final state counts once per sender (a renewal repeats it).
+                let had_final = final_seq.is_some() && v.seq == final_seq;
+                v.seq = probe.map(|(_, seq)| seq);
+                v.state = state;
+                if older {
+                    log.out_of_order += 1;
+                }
+                if let Some((n, seq)) = probe {
+                    log.deliveries.push(Delivery { n, seq, at: at_us });
+                    if Some(seq) == final_seq && !had_final {
+                        counters.finals.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            Seen::Leave { id } => {
+                log.views.remove(&id);
+                log.events.push(Event {
+                    kind: Kind::Leave,
+                    id,
+                    at,
+                });
+                counters.leaves.fetch_add(1, Ordering::Relaxed);
+            }
+            Seen::Expired => log.expired += 1,
+            Seen::Error(e) => {
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+                if log.errors.len() < ERRORS_KEPT {
+                    log.errors.push(e);
+                }
             }
         }
     }
-    let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
-        return;
-    };
-    let client_id = |v: &serde_json::Value| {
-        v.get("client")
-            .and_then(|c| c.get("id"))
-            .and_then(|i| i.as_str())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let mut log = log.lock().expect("log lock");
-    if let (Some(id), Some(clients)) = (
-        value.get("id").and_then(|v| v.as_str()),
-        value.get("clients").and_then(|v| v.as_array()),
-    ) {
-        log.welcomed = Some(at);
-        log.id = id.to_owned();
-        log.roster = clients
-            .iter()
-            .filter_map(|c| c.get("id").and_then(|i| i.as_str()).map(str::to_owned))
-            .collect();
-        counters.welcomes.fetch_add(1, Ordering::Relaxed);
-        drop(log);
-        if let Some(w) = welcomed.take() {
-            let _ = w.send(true);
-        }
-        return;
-    }
-    match value.get("event").and_then(|v| v.as_str()) {
-        Some("remote join") => {
-            log.events.push(Event {
-                kind: Kind::Join,
-                id: client_id(&value),
-                at,
-            });
-            counters.joins.fetch_add(1, Ordering::Relaxed);
-        }
-        Some("remote leave") => {
-            log.events.push(Event {
-                kind: Kind::Leave,
-                id: client_id(&value),
-                at,
-            });
-            counters.leaves.fetch_add(1, Ordering::Relaxed);
-        }
-        Some("expired") => log.expired += 1,
-        _ => {}
+}
+
+fn view(state: Option<String>) -> View {
+    View {
+        seq: state.as_deref().and_then(cursor::probe).map(|(_, seq)| seq),
+        state,
     }
 }

@@ -1,11 +1,11 @@
 //! What every scenario shares: opening and closing many clients with a
 //! bound on how many are in flight, waiting for quiet, percentiles, the
-//! server's RSS, Redis command counts, the file limit.
+//! server's RSS and CPU time, Redis command counts, the file limit.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -65,14 +65,26 @@ pub async fn settle(
     quiet: Duration,
     grace: Duration,
 ) -> bool {
-    let mut last = value();
+    settle_with(&value, expected, &value, quiet, grace).await
+}
+
+/// [`settle`], with quiet judged on `progress` (which moves while `value`
+/// may not, as when the last updates queue behind a backlog).
+pub async fn settle_with(
+    value: impl Fn() -> u64,
+    expected: u64,
+    progress: impl Fn() -> u64,
+    quiet: Duration,
+    grace: Duration,
+) -> bool {
+    let mut last = progress();
     let mut moved = Instant::now();
     loop {
-        let v = value();
-        if v >= expected {
+        if value() >= expected {
             tokio::time::sleep(grace).await;
             return true;
         }
+        let v = progress();
         if v != last {
             last = v;
             moved = Instant::now();
@@ -129,6 +141,88 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .nth(1)?
         .parse()
         .ok()
+}
+
+/// Microseconds since this process first asked: one clock for every
+/// client's send and receive times, compact enough to keep millions.
+pub fn micros() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_micros() as u64
+}
+
+/// CPU time (user + system) of a process so far, ms, from /proc.
+pub fn cpu_ms(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command's closing parenthesis start at field 3;
+    // utime and stime are fields 14 and 15.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some((utime + stime) * 1000 / hz)
+}
+
+/// This process's own CPU time (user + system) so far, ms.
+pub fn own_cpu_ms() -> u64 {
+    // SAFETY: a zeroed rusage is a valid out-parameter.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid out-pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let ms = |t: libc::timeval| t.tv_sec as u64 * 1000 + t.tv_usec as u64 / 1000;
+    ms(usage.ru_utime) + ms(usage.ru_stime)
+}
+
+/// CPU spent by the server (if its pid is known) and by the load generator
+/// over one phase of a run, so that a figure can be read against what it
+/// cost on the shared cores.
+pub struct CpuMeter {
+    pid: Option<u32>,
+    server: Option<u64>,
+    own: u64,
+    started: Instant,
+}
+
+impl CpuMeter {
+    /// Starts measuring.
+    pub fn start(pid: Option<u32>) -> Self {
+        CpuMeter {
+            pid,
+            server: pid.and_then(cpu_ms),
+            own: own_cpu_ms(),
+            started: Instant::now(),
+        }
+    }
+
+    /// CPU ms and cores (CPU time over wall time) of both since the start.
+    pub fn finish(&self) -> Value {
+        let wall = self.started.elapsed().as_secs_f64() * 1000.0;
+        let server = match (self.server, self.pid.and_then(cpu_ms)) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+            _ => None,
+        };
+        let own = own_cpu_ms().saturating_sub(self.own);
+        let cores = |ms: u64| round3(ms as f64 / wall.max(1.0));
+        json!({
+            "wall_ms": wall.round(),
+            "server_cpu_ms": server,
+            "server_cores": server.map(cores),
+            "loadgen_cpu_ms": own,
+            "loadgen_cores": cores(own),
+        })
+    }
+}
+
+/// A [`CpuMeter::finish`] report as one line.
+pub fn show_cpu(c: &Value) -> String {
+    let server = match c["server_cpu_ms"].as_u64() {
+        Some(ms) => format!("server {ms} ms ({} cores)", c["server_cores"]),
+        None => "server not measured (no --server-pid)".to_owned(),
+    };
+    format!(
+        "{server}; load generator {} ms ({} cores) over {} ms",
+        c["loadgen_cpu_ms"], c["loadgen_cores"], c["wall_ms"]
+    )
 }
 
 /// Whether a process exists.

@@ -42,6 +42,7 @@ pub async fn run(target: &Target, args: &FanoutArgs) -> (Value, bool) {
             space: space.clone(),
             identity: format!("member{i}"),
             ping: None,
+            state: None,
         })
         .collect();
     let fill_started = Instant::now();
@@ -71,6 +72,7 @@ pub async fn run(target: &Target, args: &FanoutArgs) -> (Value, bool) {
                 space: space.clone(),
                 identity: format!("newcomer{round}"),
                 ping: None,
+                state: None,
             },
             counters.clone(),
             Some(tx),

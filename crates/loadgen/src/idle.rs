@@ -64,6 +64,7 @@ pub async fn run(target: &Target, args: &IdleArgs) -> (Value, bool) {
             space: format!("idle-{tag}-{}", i % spaces),
             identity: format!("idle{i}"),
             ping,
+            state: None,
         })
         .collect();
     let opened = Instant::now();
@@ -123,6 +124,7 @@ pub async fn run(target: &Target, args: &IdleArgs) -> (Value, bool) {
             space: format!("idle-{tag}-probe"),
             identity: "probe".into(),
             ping: None,
+            state: None,
         },
         counters.clone(),
         Some(tx),

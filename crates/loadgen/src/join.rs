@@ -10,8 +10,9 @@ use serde_json::{json, Value};
 use crate::client::{Client, Counters, Kind, Spec, Target};
 use crate::common::{
     close_all, load, open_all, percentiles, redis_commandstats, redis_delta, round3, run_tag,
-    settle, show,
+    settle, show, show_cpu, CpuMeter,
 };
+use crate::cursor;
 
 /// Flags of `join`.
 #[derive(Debug, Clone, clap::Args)]
@@ -39,6 +40,14 @@ pub struct JoinArgs {
     /// per leave with `INFO commandstats`.
     #[arg(long)]
     pub redis: Option<String>,
+    /// Join with a cursor-sized presence state, as clients of a
+    /// live-cursor app do (a Yjs client is present only with a state, so
+    /// this is how the two are compared).
+    #[arg(long)]
+    pub with_state: bool,
+    /// The server's pid, for the CPU it spends on the joins.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
 }
 
 /// Runs `join`; returns the report and whether every event was accounted for.
@@ -55,6 +64,7 @@ pub async fn run(target: &Target, args: &JoinArgs) -> (Value, bool) {
             space: format!("bg-{tag}-{}", i % args.background_spaces.max(1)),
             identity: format!("bg{i}"),
             ping: None,
+            state: None,
         })
         .collect();
     let background = open_all(target, bg_specs, args.in_flight, &counters, 0).await;
@@ -84,12 +94,14 @@ pub async fn run(target: &Target, args: &JoinArgs) -> (Value, bool) {
             space: format!("join-{tag}-{}", i % args.spaces),
             identity: format!("user{i}"),
             ping: None,
+            state: args.with_state.then(|| cursor::state(i as u64, 0)),
         })
         .collect();
     let redis_0 = args
         .redis
         .as_deref()
         .and_then(|a| redis_commandstats(a).ok());
+    let meter = CpuMeter::start(args.server_pid);
     let started = Instant::now();
     let clients = open_all(
         target,
@@ -126,6 +138,7 @@ pub async fn run(target: &Target, args: &JoinArgs) -> (Value, bool) {
         grace,
     )
     .await;
+    let cpu = meter.finish();
     let redis_1 = args
         .redis
         .as_deref()
@@ -241,6 +254,10 @@ pub async fn run(target: &Target, args: &JoinArgs) -> (Value, bool) {
         "  unexpected events {}, sockets dropped by the server {dropped}",
         acc.unexpected
     );
+    println!(
+        "  cpu, joins until every remote join arrived: {}",
+        show_cpu(&cpu)
+    );
     let mut redis = Value::Null;
     if let (Some(r0), Some(r1), Some(r2)) = (&redis_0, &redis_1, &redis_2) {
         let joins = redis_delta(r0, r1);
@@ -286,6 +303,9 @@ pub async fn run(target: &Target, args: &JoinArgs) -> (Value, bool) {
         "missing_leaves": acc.missing_leaves, "duplicated_leaves": acc.duplicated_leaves,
         "unexpected": acc.unexpected, "dropped": dropped,
         "redis": redis,
+        "protocol": format!("{:?}", target.protocol).to_lowercase(),
+        "with_state": args.with_state,
+        "join_cpu": cpu,
         "ok": ok,
     });
     (report, ok)

@@ -1,15 +1,21 @@
 //! `longhouse-loadgen`: drives a Longhouse server over loopback and measures
-//! joins/s, fan-out latency, memory per idle connection and convergence
-//! under churn. Each subcommand prints a readable summary, then one JSON
+//! joins/s, fan-out latency, memory per idle connection, convergence under
+//! churn and state storms. With `--protocol yjs` the join, fan-out and
+//! state scenarios drive a Yjs awareness server instead, with the same
+//! measuring code. Each subcommand prints a readable summary, then one JSON
 //! line; the exit status is 0 only if no event was lost or doubled and no
 //! socket failed.
 
 mod churn;
 mod client;
 mod common;
+mod cursor;
 mod fanout;
 mod idle;
 mod join;
+mod latency;
+mod state;
+mod wire;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -17,6 +23,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::client::Target;
+use crate::wire::Protocol;
 
 /// Load generator for a Longhouse presence server (loopback only).
 #[derive(Debug, Parser)]
@@ -31,6 +38,9 @@ struct Cli {
     /// Runtime worker threads (default: one per core).
     #[arg(long, global = true)]
     threads: Option<usize>,
+    /// The protocol the server speaks (yjs: join, fanout and state only).
+    #[arg(long, global = true, value_enum, default_value_t = Protocol::Longhouse)]
+    protocol: Protocol,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -50,12 +60,22 @@ enum Scenario {
     /// Joins and leaves at R/s for D seconds; every view and a fresh
     /// observer per space compared with the truth.
     Churn(churn::ChurnArgs),
+    /// N clients in one space each updating its state at R Hz for D
+    /// seconds; updates delivered per second, latency to the last receiver,
+    /// coalescing, server CPU, and no final state lost.
+    State(state::StateArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if !cli.server.ip().is_loopback() {
         eprintln!("longhouse-loadgen: --server must be a loopback address");
+        return ExitCode::from(2);
+    }
+    if cli.protocol == Protocol::Yjs
+        && matches!(cli.scenario, Scenario::Idle(_) | Scenario::Churn(_))
+    {
+        eprintln!("longhouse-loadgen: --protocol yjs drives join, fanout and state only");
         return ExitCode::from(2);
     }
     let (soft, hard) = common::raise_nofile();
@@ -72,6 +92,7 @@ fn main() -> ExitCode {
     let target = Target {
         server: cli.server,
         sources: cli.sources.max(1),
+        protocol: cli.protocol,
     };
     let (report, ok) = runtime.block_on(async {
         match &cli.scenario {
@@ -79,6 +100,7 @@ fn main() -> ExitCode {
             Scenario::Fanout(a) => fanout::run(&target, a).await,
             Scenario::Idle(a) => idle::run(&target, a).await,
             Scenario::Churn(a) => churn::run(&target, a).await,
+            Scenario::State(a) => state::run(&target, a).await,
         }
     });
     println!("{report}");

@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use longhouse_core::shared::{
     CallId, Note, ScriptClock, ScriptReply, SharedSpace, SharedStep, StoreCall, StoreFailure,
-    Subscription,
+    StoreOp, Subscription,
 };
 use longhouse_core::{CloseCode, ConnId, Disconnect, Frame, JoinRequest, SpaceName, UnixMillis};
-use tracing::{debug, info, warn};
+use tracing::{debug, info, warn, Instrument, Span};
 
 use super::link::LinkRequest;
 use super::{lock, RedisStore};
@@ -36,6 +36,9 @@ pub(super) struct SpaceDriver {
 struct State {
     machine: SharedSpace,
     outboxes: HashMap<ConnId, Outbox>,
+    /// Each socket's tracing span (its connection's), so that what is
+    /// logged for a call made on its behalf carries it.
+    spans: HashMap<ConnId, Span>,
     /// The earliest wake-up already asked for.
     scheduled: Option<UnixMillis>,
 }
@@ -58,6 +61,7 @@ impl RedisStore {
                 continue;
             }
             state.outboxes.insert(conn, outbox);
+            state.spans.insert(conn, Span::current());
             self.work(&driver, state, |m| {
                 m.join(conn, request, fresh_client_id, now())
             });
@@ -146,15 +150,27 @@ impl RedisStore {
         let s = &mut *guard;
         match catch_unwind(AssertUnwindSafe(|| input(&mut s.machine))) {
             Ok(step) => {
+                // A call made for a socket is logged in the socket's span
+                // (else in the span of what made it: a reply, a wake-up).
+                let spans: Vec<Span> = step
+                    .calls
+                    .iter()
+                    .map(|call| {
+                        holder_of(&call.op)
+                            .and_then(|conn| s.spans.get(&conn).cloned())
+                            .unwrap_or_else(Span::current)
+                    })
+                    .collect();
                 let machine = &s.machine;
                 carry_out(&driver.name, &mut s.outboxes, step.step, |conn| {
                     machine.holds(conn)
                 });
+                s.spans.retain(|conn, _| machine.holds(*conn));
                 for note in &step.notes {
                     log_note(&driver.name, note);
                 }
-                for call in step.calls {
-                    self.spawn_call(driver.clone(), call);
+                for (call, span) in step.calls.into_iter().zip(spans) {
+                    self.spawn_call(driver.clone(), call, span);
                 }
                 self.wakeups
                     .schedule(s.machine.poll_timeout(), &mut s.scheduled, &driver.name);
@@ -170,7 +186,7 @@ impl RedisStore {
     }
 
     /// Runs one call in its own task; its reply is the space's next input.
-    fn spawn_call(self: &Arc<Self>, driver: Arc<SpaceDriver>, call: StoreCall) {
+    fn spawn_call(self: &Arc<Self>, driver: Arc<SpaceDriver>, call: StoreCall, span: Span) {
         let script =
             self.scripts_for(&driver.name)
                 .script(&call, ScriptClock::Store, &fresh_epoch());
@@ -189,7 +205,7 @@ impl RedisStore {
                 }
             };
             store.replied(&driver, call.id, result);
-        });
+        }.instrument(span));
     }
 
     fn replied(
@@ -225,6 +241,7 @@ impl RedisStore {
             state: Mutex::new(State {
                 machine: SharedSpace::new(self.config, *lock(&self.clock)),
                 outboxes: HashMap::new(),
+                spans: HashMap::new(),
                 scheduled: None,
             }),
         });
@@ -265,6 +282,16 @@ impl RedisStore {
                 .link
                 .send(LinkRequest::Unsubscribe(driver.channel.clone()));
         }
+    }
+}
+
+/// The socket a call is made for, if any.
+fn holder_of(op: &StoreOp) -> Option<ConnId> {
+    match op {
+        StoreOp::Join { holder, .. }
+        | StoreOp::Renew { holder, .. }
+        | StoreOp::Leave { holder, .. } => Some(*holder),
+        StoreOp::Sweep | StoreOp::Resync { .. } => None,
     }
 }
 
