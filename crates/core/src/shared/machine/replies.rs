@@ -66,11 +66,24 @@ impl SharedSpace {
         if let Some(j) = self.joining.get_mut(&conn) {
             j.sent = false;
         }
-        if let Some(id) = self.deferred.remove(&conn) {
+        let left = self.deferred.remove(&conn);
+        if let Some(id) = left.clone() {
             let op = StoreOp::Leave { id, holder: conn };
             self.call(op, Pending::Leave(conn), now, out);
         }
         let open = self.joining.contains_key(&conn) && self.hub.client_of(conn).is_some();
+        if !open && left.is_none() && reply.status == ScriptStatus::Ok && reply.epoch == self.epoch
+        {
+            // The connection was lost while its join was on its way (its
+            // welcome may have come first, by the channel): the lease runs
+            // on, and is ours to put back should the store lose it.
+            if let Some(last) = reply.events.last() {
+                self.took(conn, last, reply.now);
+                if let Some(own) = self.own.values_mut().find(|o| o.conn == conn) {
+                    own.lost = true;
+                }
+            }
+        }
         if open {
             match reply.status {
                 ScriptStatus::Refused => self.refuse(conn, &JoinError::IdHeldByAnother, out),
