@@ -519,9 +519,10 @@ impl Hub {
                         }
                     }
                 }
-                if self.view.remove(&client.id).is_some() {
-                    let id = client.id.clone();
-                    self.broadcast(&id, &ServerMessage::RemoteLeave(client), out);
+                // The record sockets saw join is the one that leaves (they
+                // differ only in a history that contradicts itself).
+                if let Some(seen) = self.view.remove(&client.id) {
+                    self.broadcast(&client.id, &ServerMessage::RemoteLeave(seen), out);
                 }
             }
         }

@@ -509,10 +509,16 @@ impl SharedSpace {
         };
         j.waiting_since = None;
         j.sent = true;
-        let client = ClientInfo {
-            id: j.id.clone(),
-            identity: j.identity.clone(),
-            joined_at: self.clock.store_time(now),
+        // Sent again (its history was lost) for a lease this socket already
+        // took: the same client record, so that nobody (the socket itself
+        // included, which is never told about itself) sees it change.
+        let client = match self.own.get(&j.id).filter(|o| o.conn == conn) {
+            Some(own) => own.client.clone(),
+            None => ClientInfo {
+                id: j.id.clone(),
+                identity: j.identity.clone(),
+                joined_at: self.clock.store_time(now),
+            },
         };
         let op = StoreOp::Join {
             client,
