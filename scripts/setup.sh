@@ -30,6 +30,11 @@ if command -v systemctl >/dev/null && systemctl is-active --quiet redis-server 2
   systemctl stop redis-server || true
 fi
 
+# The skewed-clock fault case runs one native instance under libfaketime.
+if ! compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null; then
+  apt_install faketime
+fi
+
 # The browser test drives Debian's Chromium (clients/js/test/browser.test.mjs).
 if ! command -v chromium >/dev/null; then
   apt_install chromium

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, Parser};
+use longhouse_core::defaults;
 use thiserror::Error;
 
 /// Everything the server reads from its flags and environment.
@@ -23,7 +24,7 @@ pub struct Config {
     #[arg(long, env = "HOST", value_name = "HOST", default_value = "0.0.0.0")]
     pub host: IpAddr,
     /// Port to listen on.
-    #[arg(long, env = "PORT", value_name = "PORT", default_value_t = 5003)]
+    #[arg(long, env = "PORT", value_name = "PORT", default_value_t = defaults::DEFAULT_PORT)]
     pub port: u16,
     /// Lease length, ms (at least 1).
     #[arg(long = "presence-ttl", env = "PRESENCE_TTL", value_name = "PRESENCE_TTL",
@@ -97,20 +98,26 @@ pub struct Config {
         long,
         env = "MAX_CONNECTIONS",
         value_name = "MAX_CONNECTIONS",
-        default_value_t = 10_000
+        default_value_t = defaults::DEFAULT_MAX_CONNECTIONS
     )]
     pub max_connections: usize,
     /// A connection that has not sent a complete HTTP request head within
     /// this many ms is dropped: from accept, and again while a kept-alive
     /// connection waits for its next request (at least 1).
     #[arg(long, env = "HANDSHAKE_TIMEOUT_MS", value_name = "HANDSHAKE_TIMEOUT_MS",
-          default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
+          default_value_t = defaults::DEFAULT_HANDSHAKE_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..))]
     pub handshake_timeout_ms: u64,
     /// Messages queued for one socket; a client that lets more pile up has
     /// stopped reading and is disconnected as a lost connection (at least 1).
     #[arg(long, env = "MAX_QUEUED_MESSAGES", value_name = "MAX_QUEUED_MESSAGES",
-          default_value_t = 1024, value_parser = at_least_1)]
+          default_value_t = defaults::DEFAULT_MAX_QUEUED_MESSAGES, value_parser = at_least_1)]
     pub max_queued_messages: usize,
+    /// With Redis: messages queued between the subscription and the
+    /// spaces; beyond it they are dropped and every space resynchronises
+    /// from Redis, so memory stays bounded under a flood (at least 1).
+    #[arg(long, env = "SUBSCRIPTION_QUEUE", value_name = "SUBSCRIPTION_QUEUE",
+          default_value_t = defaults::DEFAULT_SUBSCRIPTION_QUEUE, value_parser = at_least_1)]
+    pub subscription_queue: usize,
     /// Instead of serving: ask the server at HOST and PORT (loopback when
     /// HOST is every address) for `GET /health`, exit 0 on 200, else 1.
     /// For container health checks.
@@ -339,7 +346,7 @@ mod tests {
     fn help_lists_every_variable_with_its_default() {
         let help = Config::command().render_long_help().to_string();
         let vars = variables();
-        assert_eq!(vars.len(), 16, "{vars:?}");
+        assert_eq!(vars.len(), 17, "{vars:?}");
         for var in &vars {
             assert!(
                 help.contains(&format!("[env: {var}")),

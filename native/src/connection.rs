@@ -74,7 +74,7 @@ impl Default for Limits {
             auth: Auth::off(),
             message_rate: longhouse_core::DEFAULT_MESSAGE_RATE,
             message_burst: longhouse_core::DEFAULT_MESSAGE_BURST,
-            max_queued: 1024,
+            max_queued: longhouse_core::defaults::DEFAULT_MAX_QUEUED_MESSAGES,
             origins: Vec::new(),
             connections: None,
         }
@@ -116,6 +116,7 @@ async fn run(
             Ok(r) => r,
             Err(error) => {
                 warn!(path = %path, error = %error, "join refused");
+                crate::metrics::error(error.kind());
                 let (tx, rx) = outbox(4);
                 for output in refuse_join(conn, &error) {
                     let _ = tx.send(match output {
@@ -200,12 +201,12 @@ async fn pump(
                     // write to the kernel), up to a close.
                     let mut close_after = None;
                     let burst = async {
-                        crate::metrics::sent(&text);
+                        crate::metrics::sent();
                         sink.feed(Message::Text(text.as_ref().into())).await?;
                         while let Some(next) = inbox.try_recv() {
                             match next {
                                 Outbound::Text(text) => {
-                                    crate::metrics::sent(&text);
+                                    crate::metrics::sent();
                                     sink.feed(Message::Text(text.as_ref().into())).await?;
                                 }
                                 Outbound::Close(code) => {
@@ -273,7 +274,7 @@ async fn pump(
                             while let Some(out) = inbox.recv().await {
                                 match out {
                                     Outbound::Text(text) => {
-                                        crate::metrics::sent(&text);
+                                        crate::metrics::sent();
                                         let _ = sink.send(Message::Text(text.as_ref().into())).await;
                                     }
                                     Outbound::Close(code) => {
@@ -325,7 +326,7 @@ async fn drain(sink: &mut Sink, stream: &mut Stream, mut inbox: Inbox) {
     while let Some(out) = inbox.recv().await {
         match out {
             Outbound::Text(text) => {
-                crate::metrics::sent(&text);
+                crate::metrics::sent();
                 if sink
                     .send(Message::Text(text.as_ref().into()))
                     .await

@@ -41,3 +41,11 @@ pub fn fresh_client_id() -> ClientId {
     getrandom::fill(&mut bytes).expect("the OS random source works");
     ClientId::from_random_bytes(bytes)
 }
+
+/// A fresh epoch for a shared space's history, should a script have to
+/// begin one (scripts have no randomness of their own).
+pub fn fresh_epoch() -> longhouse_core::shared::Epoch {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("the OS random source works");
+    longhouse_core::shared::Epoch::from_random(u64::from_le_bytes(bytes))
+}

@@ -79,7 +79,12 @@ async fn run(config: Config) -> std::io::Result<()> {
         max_message_bytes: config.max_message_bytes,
     };
     let (store, store_name) = match config.redis() {
-        Some(url) => match RedisStore::start(space_config, config.max_clients(), url) {
+        Some(url) => match RedisStore::start(
+            space_config,
+            config.max_clients(),
+            url,
+            config.subscription_queue,
+        ) {
             Ok(r) => (Store::Redis(r), "redis"),
             Err(e) => {
                 return Err(std::io::Error::other(format!(

@@ -299,6 +299,23 @@ fn cases() -> Vec<Case> {
             [Redis]
         ),
         case!(faults::join_is_one_evalsha, Uses::Own, [Redis]),
+        // Issue 10: data lost under connected instances, skewed clocks, a
+        // flooded subscription
+        case!(
+            faults::history::flushall_under_connected_clients,
+            Uses::Own,
+            [Redis]
+        ),
+        case!(
+            faults::clock::skewed_instance_expires_by_the_stores_clock,
+            Uses::Own,
+            [Redis, ManyInstances]
+        ),
+        case!(
+            faults::flood::subscription_flood_resyncs_and_loses_nothing,
+            Uses::Own,
+            [Redis]
+        ),
         // Issue 5: trust and abuse
         case!(trust::token_sub_is_the_identity, Uses::Shared(trust::AUTH)),
         case!(

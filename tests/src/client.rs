@@ -333,6 +333,27 @@ impl Client {
         }
     }
 
+    /// The next JSON message that is not a keepalive, if one arrives before
+    /// `deadline`; `None` if none did. For cases that watch several clients
+    /// at once (and ping them) while waiting for events.
+    pub async fn poll_json(&mut self, deadline: Instant) -> Result<Option<(Value, Instant)>> {
+        loop {
+            match self.read_until(deadline).await? {
+                None => return Ok(None),
+                Some(r) if r.what.is_keepalive() => continue,
+                Some(r) => match &r.what {
+                    Incoming::Text(t) => {
+                        let v: Value = serde_json::from_str(t).with_context(|| {
+                            format!("{}: text frame is not JSON: {t:?}", self.label)
+                        })?;
+                        return Ok(Some((v, r.at)));
+                    }
+                    other => bail!("{}: expected a JSON message, got {other}", self.label),
+                },
+            }
+        }
+    }
+
     /// The next message that is not a keepalive, within `timeout`.
     pub async fn recv_within(&mut self, timeout: Duration) -> Result<Received> {
         let deadline = Instant::now() + timeout;

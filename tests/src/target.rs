@@ -33,6 +33,9 @@ pub struct TargetOptions {
     /// The trust-and-abuse knobs (issue 5); unset ones keep the server's
     /// defaults.
     pub limits: ServerLimits,
+    /// With several instances, the last one's clock runs this many seconds
+    /// ahead (libfaketime; its timers stay on the real monotonic clock).
+    pub clock_skew_s: i64,
     /// `LOG_FORMAT=json` (native).
     pub json_logs: bool,
 }
@@ -57,6 +60,8 @@ pub struct ServerLimits {
     pub handshake_timeout_ms: Option<u64>,
     /// `MAX_QUEUED_MESSAGES` (native).
     pub max_queued_messages: Option<u32>,
+    /// `SUBSCRIPTION_QUEUE` (native, Redis).
+    pub subscription_queue: Option<u32>,
 }
 
 impl ServerLimits {
@@ -70,6 +75,7 @@ impl ServerLimits {
         max_connections: None,
         handshake_timeout_ms: None,
         max_queued_messages: None,
+        subscription_queue: None,
     };
 
     /// The knobs that are set, as environment variables.
@@ -100,6 +106,9 @@ impl ServerLimits {
         if let Some(v) = self.max_queued_messages {
             env.push(("MAX_QUEUED_MESSAGES", v.to_string()));
         }
+        if let Some(v) = self.subscription_queue {
+            env.push(("SUBSCRIPTION_QUEUE", v.to_string()));
+        }
         env.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
 }
@@ -113,6 +122,7 @@ impl TargetOptions {
         keepalive_ms: 1_000,
         max_message_bytes: 4096,
         limits: ServerLimits::NONE,
+        clock_skew_s: 0,
         json_logs: false,
     };
 
@@ -142,6 +152,13 @@ impl TargetOptions {
 
     pub const fn with_limits(self, limits: ServerLimits) -> Self {
         TargetOptions { limits, ..self }
+    }
+
+    pub const fn with_clock_skew_s(self, clock_skew_s: i64) -> Self {
+        TargetOptions {
+            clock_skew_s,
+            ..self
+        }
     }
 
     pub const fn with_json_logs(self) -> Self {
@@ -191,8 +208,9 @@ pub enum Capability {
     /// Leases outlive a server process (Redis store): after a restart,
     /// clients resume silently instead of joining again.
     DurableStore,
-    /// The deployment runs its own Redis, which cases may restart or poke
-    /// with `redis-cli` ([`Deployment::redis`]).
+    /// The deployment runs its own Redis (one server, or a Cluster's
+    /// masters), which cases may restart, flush or poke with `redis-cli`
+    /// ([`Deployment::redis_nodes`]).
     Redis,
     /// The deployment has at least two instances sharing one store.
     ManyInstances,
@@ -289,12 +307,14 @@ pub fn log_dir() -> PathBuf {
 pub struct Deployment {
     options: TargetOptions,
     instances: Vec<Arc<ServerProcess>>,
-    /// Processes the deployment needs that are not Longhouse servers (a
-    /// Redis, say); stopped after the instances.
+    /// Processes the deployment needs that are not Longhouse servers;
+    /// stopped after the instances.
     auxiliary: Vec<Arc<ServerProcess>>,
-    /// The deployment's own Redis, if it has one; replaced by
-    /// [`Deployment::restart_redis`].
-    redis: Mutex<Option<Arc<ServerProcess>>>,
+    /// The deployment's own Redis servers (one, or a Cluster's masters),
+    /// with the arguments that start each again; replaced by
+    /// [`Deployment::restart_redis_node`].
+    redis: Mutex<Vec<(Arc<ServerProcess>, Vec<String>)>>,
+    cluster: bool,
     next: AtomicUsize,
 }
 
@@ -309,42 +329,119 @@ impl Deployment {
             options,
             instances,
             auxiliary,
-            redis: Mutex::new(None),
+            redis: Mutex::new(Vec::new()),
+            cluster: false,
             next: AtomicUsize::new(0),
         }
     }
 
-    /// A deployment whose instances share `redis` (stopped after them).
+    /// A deployment whose instances share `redis`, one server or a
+    /// Cluster's masters (stopped after them).
     pub fn with_redis(
         options: TargetOptions,
         instances: Vec<Arc<ServerProcess>>,
-        redis: Arc<ServerProcess>,
+        redis: Vec<(Arc<ServerProcess>, Vec<String>)>,
+        cluster: bool,
     ) -> Self {
-        let d = Deployment::new(options, instances, vec![]);
-        *d.redis.lock().unwrap() = Some(redis);
+        let mut d = Deployment::new(options, instances, vec![]);
+        *d.redis.lock().unwrap() = redis;
+        d.cluster = cluster;
         d
     }
 
-    /// The deployment's Redis, if it has one.
+    /// The deployment's (first) Redis server, if it has any.
     pub fn redis(&self) -> Option<Arc<ServerProcess>> {
-        self.redis.lock().unwrap().clone()
+        self.redis_nodes().into_iter().next()
     }
 
-    /// SIGKILLs the deployment's Redis (nothing is persisted, so it comes
-    /// back empty with [`Deployment::start_redis_again`]).
-    pub fn kill_redis(&self) -> Result<()> {
-        let redis = self.redis().context("this deployment has no Redis")?;
-        redis.kill();
+    /// Every Redis server of the deployment.
+    pub fn redis_nodes(&self) -> Vec<Arc<ServerProcess>> {
+        self.redis
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+
+    /// Whether the Redis is a Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster
+    }
+
+    /// Which Redis server holds `key` (a Cluster's master of its slot).
+    pub fn redis_node_for(&self, key: &str) -> Result<usize> {
+        let nodes = self.redis_nodes();
+        let first = nodes.first().context("this deployment has no Redis")?;
+        if !self.cluster {
+            return Ok(0);
+        }
+        let slot: u16 = redis_cli(first.port, &["CLUSTER", "KEYSLOT", key])?
+            .trim()
+            .parse()
+            .context("CLUSTER KEYSLOT")?;
+        let table = redis_cli(first.port, &["CLUSTER", "NODES"])?;
+        for line in table.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let Some(port) = fields
+                .get(1)
+                .and_then(|a| a.split('@').next())
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| p.parse::<u16>().ok())
+            else {
+                continue;
+            };
+            let owns = fields.iter().skip(8).any(|range| {
+                let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+                matches!((lo.parse::<u16>(), hi.parse::<u16>()), (Ok(lo), Ok(hi)) if lo <= slot && slot <= hi)
+            });
+            if owns {
+                return nodes
+                    .iter()
+                    .position(|n| n.port == port)
+                    .context("the slot's master is not one of ours");
+            }
+        }
+        bail!("no master owns slot {slot}: {table}")
+    }
+
+    /// SIGKILLs Redis server `i` (nothing is persisted, so it comes back
+    /// empty with [`Deployment::restart_redis_node`]).
+    pub fn kill_redis_node(&self, i: usize) -> Result<()> {
+        let node = self
+            .redis_nodes()
+            .get(i)
+            .cloned()
+            .context("no such Redis")?;
+        node.kill();
         Ok(())
     }
 
-    /// Starts a fresh, empty Redis on the port of the killed one.
-    pub fn start_redis_again(&self) -> Result<Arc<ServerProcess>> {
-        let old = self.redis().context("this deployment has no Redis")?;
-        let label = old.label.clone();
-        let fresh = start_redis_on(old.port, &format!("{label}-again"))?;
-        *self.redis.lock().unwrap() = Some(fresh.clone());
+    /// Starts Redis server `i` again, empty, on its port (a Cluster master
+    /// with its node file, so it takes back its slots), and waits until it
+    /// serves (the Cluster's state is ok).
+    pub fn restart_redis_node(&self, i: usize) -> Result<Arc<ServerProcess>> {
+        let (old, args) = self
+            .redis
+            .lock()
+            .unwrap()
+            .get(i)
+            .cloned()
+            .context("no such Redis")?;
+        let fresh = spawn_redis(old.port, args.clone(), &format!("{}-again", old.label))?;
+        self.redis.lock().unwrap()[i] = (fresh.clone(), args);
+        if self.cluster {
+            wait_cluster_ok(&self.redis_nodes(), Duration::from_secs(20))?;
+        }
         Ok(fresh)
+    }
+
+    /// Runs `redis-cli ARGS…` against every Redis server.
+    pub fn redis_cli_all(&self, args: &[&str]) -> Result<Vec<String>> {
+        self.redis_nodes()
+            .iter()
+            .map(|n| redis_cli(n.port, args))
+            .collect()
     }
 
     /// `ws://127.0.0.1:PORT` of instance `i`.
@@ -382,7 +479,7 @@ impl Deployment {
         for p in self.instances.iter().chain(&self.auxiliary) {
             p.kill();
         }
-        if let Some(redis) = self.redis() {
+        for redis in self.redis_nodes() {
             redis.kill();
         }
     }
@@ -393,7 +490,7 @@ impl Deployment {
             .instances
             .iter()
             .chain(&self.auxiliary)
-            .chain(self.redis().as_ref())
+            .chain(&self.redis_nodes())
             .map(|p| p.log_path.display().to_string())
             .collect();
         format!("{:?}, logs: {}", self.options, logs.join(", "))
@@ -776,6 +873,7 @@ impl NativeTarget {
                 Capability::Keepalive,
                 Capability::StartupConfig,
                 Capability::DurableStore,
+                Capability::Redis,
                 Capability::ManyInstances,
                 Capability::NativeLimits,
                 Capability::DemoPage,
@@ -888,34 +986,37 @@ impl Target for NativeTarget {
             let instance = self.start_instance(options, label, &[])?;
             return Ok(Deployment::new(options, vec![instance], vec![]));
         };
-        if self.cluster {
-            let nodes = start_redis_cluster(&format!("{label}-cluster"))?;
-            let env = vec![(
-                "REDIS_URL".to_string(),
-                format!("redis://127.0.0.1:{}", nodes[0].port),
-            )];
-            let mut instances = Vec::new();
-            for i in 0..count {
-                instances.push(self.start_instance(options, &format!("{label}-{i}"), &env)?);
-            }
-            return Ok(Deployment::new(options, instances, nodes));
-        }
-        let redis = start_redis(&format!("{label}-redis"))?;
+        let nodes = if self.cluster {
+            start_redis_cluster(&format!("{label}-cluster"))?
+        } else {
+            vec![start_redis_node(&format!("{label}-redis"))?]
+        };
         let env = vec![(
             "REDIS_URL".to_string(),
-            format!("redis://127.0.0.1:{}", redis.port),
+            format!("redis://127.0.0.1:{}", nodes[0].0.port),
         )];
         let mut instances = Vec::new();
         for i in 0..count {
+            let mut env = env.clone();
+            if i + 1 == count && count > 1 && options.clock_skew_s != 0 {
+                env.extend(skewed_clock(options.clock_skew_s)?);
+            }
             match self.start_instance(options, &format!("{label}-{i}"), &env) {
                 Ok(p) => instances.push(p),
                 Err(e) => {
-                    redis.kill();
+                    for (n, _) in &nodes {
+                        n.kill();
+                    }
                     return Err(e);
                 }
             }
         }
-        Ok(Deployment::with_redis(options, instances, redis))
+        Ok(Deployment::with_redis(
+            options,
+            instances,
+            nodes,
+            self.cluster,
+        ))
     }
 
     fn start_expecting_exit(
@@ -960,13 +1061,37 @@ impl Target for NativeTarget {
 // Redis
 // ---------------------------------------------------------------------------
 
+/// The environment that runs a process with its wall clock `skew_s`
+/// seconds ahead (libfaketime, from Debian's `faketime` package), its
+/// monotonic clock, and so its timers, left alone.
+fn skewed_clock(skew_s: i64) -> Result<Vec<(String, String)>> {
+    let lib = fs::read_dir("/usr/lib")
+        .context("read /usr/lib")?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("faketime/libfaketime.so.1"))
+        .find(|p| p.is_file())
+        .context("libfaketime not found: scripts/setup.sh installs Debian's faketime package")?;
+    Ok(vec![
+        ("LD_PRELOAD".into(), lib.display().to_string()),
+        ("FAKETIME".into(), format!("{skew_s:+}s")),
+        ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+    ])
+}
+
 /// Starts `redis-server` on a free loopback port with no persistence and
 /// waits until it answers `PING`.
 pub fn start_redis(label: &str) -> Result<Arc<ServerProcess>> {
+    start_redis_node(label).map(|(p, _)| p)
+}
+
+/// As [`start_redis`], with the arguments that start it again.
+fn start_redis_node(label: &str) -> Result<(Arc<ServerProcess>, Vec<String>)> {
     let mut last = anyhow!("not started");
     for _attempt in 0..3 {
-        match start_redis_on(fresh_port()?, label) {
-            Ok(p) => return Ok(p),
+        let port = fresh_port()?;
+        let args = redis_args(port);
+        match spawn_redis(port, args.clone(), label) {
+            Ok(p) => return Ok((p, args)),
             Err(e) => last = e,
         }
     }
@@ -992,11 +1117,18 @@ fn redis_args(port: u16) -> Vec<String> {
 /// Starts `redis-server` on `port` (retrying for a while if the port is
 /// still held by a process that is going away).
 pub fn start_redis_on(port: u16, label: &str) -> Result<Arc<ServerProcess>> {
+    spawn_redis(port, redis_args(port), label)
+}
+
+/// Starts `redis-server ARGS…` listening on `port` and waits until it
+/// answers `PING`, retrying while the port is still held by a process that
+/// is going away.
+fn spawn_redis(port: u16, args: Vec<String>, label: &str) -> Result<Arc<ServerProcess>> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let spec = SpawnSpec {
             program: PathBuf::from("redis-server"),
-            args: redis_args(port),
+            args: args.clone(),
             env: vec![],
             env_remove: vec![],
             log: log_path(label, port),
@@ -1033,44 +1165,28 @@ pub fn start_redis_on(port: u16, label: &str) -> Result<Arc<ServerProcess>> {
 
 /// Starts three Redis Cluster masters on free loopback ports (no
 /// persistence, node files under the log directory) and joins them with
-/// `redis-cli --cluster create`; returns once the cluster state is ok.
-pub fn start_redis_cluster(label: &str) -> Result<Vec<Arc<ServerProcess>>> {
-    let mut nodes: Vec<Arc<ServerProcess>> = Vec::new();
+/// `redis-cli --cluster create`; returns once the cluster state is ok, with
+/// each node's arguments.
+fn start_redis_cluster(label: &str) -> Result<Vec<(Arc<ServerProcess>, Vec<String>)>> {
+    let mut nodes: Vec<(Arc<ServerProcess>, Vec<String>)> = Vec::new();
     for i in 0..3 {
         let port = fresh_port()?;
         let conf = log_dir().join(format!("{label}-nodes-{port}.conf"));
         let _ = fs::remove_file(&conf);
-        let spec = SpawnSpec {
-            program: PathBuf::from("redis-server"),
-            args: redis_args(port)
-                .into_iter()
-                .chain([
-                    "--cluster-enabled".into(),
-                    "yes".into(),
-                    "--cluster-config-file".into(),
-                    conf.display().to_string(),
-                ])
-                .collect(),
-            env: vec![],
-            env_remove: vec![],
-            log: log_path(&format!("{label}-node{i}"), port),
-        };
-        nodes.push(Arc::new(
-            ServerProcess::spawn(spec, format!("redis-cluster[{label}]:{port}"), port)
-                .context("spawn redis-server")?,
-        ));
-    }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for n in &nodes {
-        while !redis_ping(n.port) {
-            if Instant::now() >= deadline || n.try_status().is_some() {
-                bail!("{} did not start; log {}", n.label, n.log_path.display());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let args: Vec<String> = redis_args(port)
+            .into_iter()
+            .chain([
+                "--cluster-enabled".into(),
+                "yes".into(),
+                "--cluster-config-file".into(),
+                conf.display().to_string(),
+            ])
+            .collect();
+        let node = spawn_redis(port, args.clone(), &format!("{label}-node{i}"))?;
+        nodes.push((node, args));
     }
     let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
-    args.extend(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)));
+    args.extend(nodes.iter().map(|(n, _)| format!("127.0.0.1:{}", n.port)));
     args.extend([
         "--cluster-replicas".into(),
         "0".into(),
@@ -1088,7 +1204,15 @@ pub fn start_redis_cluster(label: &str) -> Result<Vec<Arc<ServerProcess>>> {
             String::from_utf8_lossy(&out.stderr)
         )
     })?;
-    for n in &nodes {
+    let processes: Vec<Arc<ServerProcess>> = nodes.iter().map(|(n, _)| n.clone()).collect();
+    wait_cluster_ok(&processes, Duration::from_secs(20))?;
+    Ok(nodes)
+}
+
+/// Waits until every node says `cluster_state:ok`.
+fn wait_cluster_ok(nodes: &[Arc<ServerProcess>], within: Duration) -> Result<()> {
+    let deadline = Instant::now() + within;
+    for n in nodes {
         loop {
             let info = redis_cli(n.port, &["CLUSTER", "INFO"]).unwrap_or_default();
             if info.contains("cluster_state:ok") {
@@ -1100,7 +1224,7 @@ pub fn start_redis_cluster(label: &str) -> Result<Vec<Arc<ServerProcess>>> {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-    Ok(nodes)
+    Ok(())
 }
 
 fn ensure_ok(ok: bool, message: impl FnOnce() -> String) -> Result<()> {

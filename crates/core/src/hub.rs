@@ -1,12 +1,15 @@
 //! The local side of a space: the sockets one process holds, what they have
 //! been told, and the messages that keep them in step with the roster.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use crate::client_id::ClientId;
 use crate::close::CloseCode;
 use crate::conn_id::ConnId;
+use crate::defaults::DEFAULT_MAX_HELD_EVENTS;
+use crate::error_kind::ErrorKind;
 use crate::inbound::{decode, ClientMessage, Frame};
 use crate::join::JoinError;
 use crate::output::{Command, Disconnect, Output};
@@ -24,6 +27,17 @@ struct Conn {
     confirmed_at: Option<u64>,
 }
 
+/// What one frame asks of whoever keeps the roster, and what it was
+/// refused for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Framed {
+    /// The roster change it asks for (a renewal, or the end of the lease
+    /// when the frame forces a close).
+    pub command: Option<Command>,
+    /// The error the client was told of (or closed for), as a value.
+    pub error: Option<ErrorKind>,
+}
+
 /// One space's sockets on this process. It applies roster events in
 /// sequence order and turns them into messages; every local socket shares
 /// one view of the roster, so a welcome plus the events after it always add
@@ -33,8 +47,31 @@ pub struct Hub {
     conns: HashMap<ConnId, Conn>,
     view: HashMap<ClientId, ClientInfo>,
     applied: u64,
-    buffered: BTreeMap<u64, RosterEvent>,
+    /// Events held back behind a gap: sequence → (arrival number, event).
+    buffered: BTreeMap<u64, (u64, RosterEvent)>,
+    /// How many events have arrived, to tell what came before a snapshot
+    /// was asked for ([`Hub::mark`]).
+    arrivals: u64,
+    /// The most events held back; beyond it they are dropped and
+    /// [`Hub::overflowed`] says so until a resync.
+    max_held: usize,
+    overflowed: bool,
+    /// Fingerprints of the last events applied in order, to notice a
+    /// history that contradicts itself (a store that went back and wrote
+    /// other events under the same numbers).
+    recent: VecDeque<(u64, u64)>,
+    contradicted: bool,
     max_message_bytes: usize,
+}
+
+/// How many applied events' fingerprints a hub keeps.
+const RECENT: usize = 64;
+
+fn fingerprint(event: &RosterEvent) -> u64 {
+    // SipHash with fixed keys: the same event gives the same value.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    event.hash(&mut h);
+    h.finish()
 }
 
 impl Hub {
@@ -47,8 +84,19 @@ impl Hub {
             view: HashMap::new(),
             applied,
             buffered: BTreeMap::new(),
+            arrivals: 0,
+            max_held: DEFAULT_MAX_HELD_EVENTS,
+            overflowed: false,
+            recent: VecDeque::new(),
+            contradicted: false,
             max_message_bytes,
         }
+    }
+
+    /// Holds at most `max_held` events behind a gap (at least one).
+    pub fn with_max_held(mut self, max_held: usize) -> Self {
+        self.max_held = max_held.max(1);
+        self
     }
 
     /// Registers a socket that is joining as `id`; it is welcomed when the
@@ -82,11 +130,25 @@ impl Hub {
     /// `seq`. Until then a resync leaves the socket waiting (its join may
     /// still be on its way); from then on a snapshot that does not give it
     /// the lease closes it (4000 if the lease is gone, 4001 if another
-    /// socket holds it) instead of leaving it waiting for ever.
-    pub fn confirm(&mut self, conn: ConnId, seq: u64) {
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.confirmed_at = Some(seq);
+    /// socket holds it) instead of leaving it waiting for ever. If the view
+    /// is already past `seq` and the socket was not welcomed, a snapshot
+    /// skipped its join and did not give it the lease: it is closed now.
+    pub fn confirm(&mut self, conn: ConnId, seq: u64, out: &mut Vec<Output>) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.confirmed_at = Some(seq);
+        if c.joined || seq > self.applied {
+            return;
         }
+        let id = c.id.clone();
+        let code = if self.view.contains_key(&id) {
+            CloseCode::Replaced
+        } else {
+            CloseCode::LeaseExpired
+        };
+        self.conns.remove(&conn);
+        out.push(Output::Close { conn, code });
     }
 
     /// Refuses a joining socket: the error, then close 1008.
@@ -98,21 +160,74 @@ impl Hub {
     /// Applies one roster event. Events arrive in any order and any number
     /// of times; each is applied once, in sequence. One that leaves a gap is
     /// held back until the gap fills or [`Hub::resync`] replaces it.
+    /// A gap holds back at most the hub's bound (see [`Hub::with_max_held`]):
+    /// beyond it every held event is dropped and the hub waits for a resync.
     pub fn apply(&mut self, event: Sequenced, out: &mut Vec<Output>) {
         if event.seq <= self.applied {
+            // A duplicate, unless it says something else than what was
+            // applied under its number.
+            let print = fingerprint(&event.event);
+            if self
+                .recent
+                .iter()
+                .any(|(seq, p)| *seq == event.seq && *p != print)
+            {
+                self.contradicted = true;
+            }
             return;
         }
-        self.buffered.insert(event.seq, event.event);
-        while let Some(event) = self.buffered.remove(&(self.applied + 1)) {
-            self.applied += 1;
-            self.apply_in_order(event, out);
+        self.arrivals += 1;
+        if let Some((_, held)) = self.buffered.get(&event.seq) {
+            if *held != event.event {
+                self.contradicted = true;
+            }
         }
+        let next = event.seq == self.applied + 1;
+        if !next && !self.buffered.contains_key(&event.seq) && self.buffered.len() >= self.max_held
+        {
+            self.buffered.clear();
+            self.overflowed = true;
+            return;
+        }
+        self.buffered
+            .entry(event.seq)
+            .or_insert((self.arrivals, event.event));
+        self.drain(out);
     }
 
-    /// True while events are held back behind a gap: the caller should
-    /// fetch a snapshot and [`Hub::resync`] if the gap does not fill soon.
+    /// True while events are held back behind a gap (or were dropped for
+    /// want of room): the caller should fetch a snapshot and
+    /// [`Hub::resync`] if the gap does not fill soon.
     pub fn has_gap(&self) -> bool {
-        !self.buffered.is_empty()
+        !self.buffered.is_empty() || self.overflowed
+    }
+
+    /// True once held-back events were dropped because the gap grew past
+    /// the bound: waiting cannot fill it, only a resync can.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+
+    /// True once two different events arrived under one sequence number:
+    /// the store's history went back and was written again (a failover to
+    /// a replica that was behind), so this view cannot be trusted. Cleared
+    /// by [`Hub::rebase`].
+    pub fn contradicted(&self) -> bool {
+        self.contradicted
+    }
+
+    /// The highest sequence number this hub has seen, applied or held
+    /// back: evidence of how far the store's history has gone.
+    pub fn seen(&self) -> u64 {
+        self.buffered
+            .last_key_value()
+            .map_or(self.applied, |(seq, _)| *seq)
+    }
+
+    /// A mark of what has arrived so far, taken when a snapshot is asked
+    /// for; see [`Hub::resync_since`].
+    pub fn mark(&self) -> u64 {
+        self.arrivals
     }
 
     /// The sequence number of the last applied event.
@@ -129,10 +244,78 @@ impl Hub {
         seq: u64,
         out: &mut Vec<Output>,
     ) {
+        self.resync_since(snapshot, seq, None, out);
+    }
+
+    /// [`Hub::resync`] with a snapshot asked for at `mark` ([`Hub::mark`]):
+    /// a held-back event newer than the snapshot that had already arrived
+    /// when it was asked for cannot be part of the store's history (the
+    /// snapshot would include it), so it is dropped rather than held for
+    /// ever.
+    pub fn resync_since(
+        &mut self,
+        snapshot: impl IntoIterator<Item = (ClientInfo, ConnId)>,
+        seq: u64,
+        mark: Option<u64>,
+        out: &mut Vec<Output>,
+    ) {
         if seq < self.applied {
             // Older than what this hub already applied: nothing to learn.
             return;
         }
+        self.diff(snapshot, seq, out);
+        self.applied = seq;
+        self.recent.clear();
+        self.buffered = self.buffered.split_off(&(seq + 1));
+        if let Some(mark) = mark {
+            self.buffered.retain(|_, (arrival, _)| *arrival > mark);
+        }
+        self.overflowed = false;
+        self.drain(out);
+    }
+
+    /// Brings the view to a snapshot of another history (the store lost
+    /// the space's data and began a new one, whose sequence numbers are
+    /// unrelated to the old ones): like [`Hub::resync`] whatever the
+    /// sequence number, and every join already confirmed is settled by
+    /// this snapshot.
+    pub fn rebase(
+        &mut self,
+        snapshot: impl IntoIterator<Item = (ClientInfo, ConnId)>,
+        seq: u64,
+        out: &mut Vec<Output>,
+    ) {
+        for c in self.conns.values_mut() {
+            if c.confirmed_at.is_some() {
+                c.confirmed_at = Some(0);
+            }
+        }
+        self.buffered.clear();
+        self.overflowed = false;
+        self.recent.clear();
+        self.contradicted = false;
+        self.diff(snapshot, seq, out);
+        self.applied = seq;
+    }
+
+    fn drain(&mut self, out: &mut Vec<Output>) {
+        while let Some((_, event)) = self.buffered.remove(&(self.applied + 1)) {
+            self.applied += 1;
+            if self.recent.len() == RECENT {
+                self.recent.pop_front();
+            }
+            self.recent.push_back((self.applied, fingerprint(&event)));
+            self.apply_in_order(event, out);
+        }
+    }
+
+    /// Tells local sockets what separates their view from `snapshot`.
+    fn diff(
+        &mut self,
+        snapshot: impl IntoIterator<Item = (ClientInfo, ConnId)>,
+        seq: u64,
+        out: &mut Vec<Output>,
+    ) {
         let truth: HashMap<ClientId, (ClientInfo, ConnId)> = snapshot
             .into_iter()
             .map(|(c, holder)| (c.id.clone(), (c, holder)))
@@ -193,35 +376,34 @@ impl Hub {
         for conn in welcomed {
             self.welcome(conn, out);
         }
-
-        self.applied = seq;
-        self.buffered = self.buffered.split_off(&(seq + 1));
-        while let Some(event) = self.buffered.remove(&(self.applied + 1)) {
-            self.applied += 1;
-            self.apply_in_order(event, out);
-        }
     }
 
-    /// Handles one frame from a socket, returning the roster change it asks
-    /// for (a renewal, or the end of the lease when the frame forces a
-    /// close).
-    pub fn frame(
-        &mut self,
-        conn: ConnId,
-        frame: Frame<'_>,
-        out: &mut Vec<Output>,
-    ) -> Option<Command> {
-        let id = self.conns.get(&conn)?.id.clone();
+    /// Handles one frame from a socket: the roster change it asks for (a
+    /// renewal, or the end of the lease when the frame forces a close) and
+    /// the kind of error it was refused with.
+    pub fn frame(&mut self, conn: ConnId, frame: Frame<'_>, out: &mut Vec<Output>) -> Framed {
+        let Some(c) = self.conns.get(&conn) else {
+            return Framed::default();
+        };
+        let id = c.id.clone();
         match decode(frame, self.max_message_bytes) {
-            Ok(ClientMessage::Ping) => Some(Command::Renew { id, holder: conn }),
+            Ok(ClientMessage::Ping) => Framed {
+                command: Some(Command::Renew { id, holder: conn }),
+                error: None,
+            },
             Err(error) => {
                 if error.has_message() {
                     send(conn, ServerMessage::Error(error.to_string()).encode(), out);
                 }
-                let code = error.close_code()?;
-                self.conns.remove(&conn);
-                out.push(Output::Close { conn, code });
-                Some(Command::Leave { id, holder: conn })
+                let command = error.close_code().map(|code| {
+                    self.conns.remove(&conn);
+                    out.push(Output::Close { conn, code });
+                    Command::Leave { id, holder: conn }
+                });
+                Framed {
+                    command,
+                    error: Some(error.kind()),
+                }
             }
         }
     }
@@ -263,6 +445,11 @@ impl Hub {
         clients
     }
 
+    /// The client under `id` as local sockets know it.
+    pub fn viewed(&self, id: &ClientId) -> Option<&ClientInfo> {
+        self.view.get(id)
+    }
+
     /// The lease a local socket asked for or holds.
     pub fn client_of(&self, conn: ConnId) -> Option<&ClientId> {
         self.conns.get(&conn).map(|c| &c.id)
@@ -287,10 +474,7 @@ impl Hub {
         match event {
             RosterEvent::Joined { client, holder } => {
                 let id = client.id.clone();
-                let known = self.view.insert(id.clone(), client.clone()).is_some();
-                if !known {
-                    self.broadcast(&id, &ServerMessage::RemoteJoin(client), out);
-                }
+                self.arrive(client, out);
                 if self
                     .conns
                     .get(&holder)
@@ -305,10 +489,8 @@ impl Hub {
                 replaced,
             } => {
                 let id = client.id.clone();
-                if self.view.insert(id.clone(), client.clone()).is_none() {
-                    // Only after a resync that missed the join.
-                    self.broadcast(&id, &ServerMessage::RemoteJoin(client), out);
-                }
+                // New to the view only after a resync that missed the join.
+                self.arrive(client, out);
                 if replaced != holder && self.conns.get(&replaced).is_some_and(|c| c.id == id) {
                     self.conns.remove(&replaced);
                     out.push(Output::Close {
@@ -337,11 +519,29 @@ impl Hub {
                         }
                     }
                 }
-                if self.view.remove(&client.id).is_some() {
-                    let id = client.id.clone();
-                    self.broadcast(&id, &ServerMessage::RemoteLeave(client), out);
+                // The record sockets saw join is the one that leaves (they
+                // differ only in a history that contradicts itself).
+                if let Some(seen) = self.view.remove(&client.id) {
+                    self.broadcast(&client.id, &ServerMessage::RemoteLeave(seen), out);
                 }
             }
+        }
+    }
+
+    /// Puts `client` in the view, telling local sockets if that changes
+    /// it. A record that differs from the one in view under the same id
+    /// (only in a history that contradicts itself) is told as the old
+    /// one's leave and the new one's join, so sockets never drift from the
+    /// view.
+    fn arrive(&mut self, client: ClientInfo, out: &mut Vec<Output>) {
+        let id = client.id.clone();
+        match self.view.insert(id.clone(), client.clone()) {
+            Some(old) if old == client => {}
+            Some(old) => {
+                self.broadcast(&id, &ServerMessage::RemoteLeave(old), out);
+                self.broadcast(&id, &ServerMessage::RemoteJoin(client), out);
+            }
+            None => self.broadcast(&id, &ServerMessage::RemoteJoin(client), out),
         }
     }
 

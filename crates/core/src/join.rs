@@ -109,14 +109,20 @@ pub enum JoinError {
     /// so the client knows to try again later rather than fix its request.
     #[error("Space is full")]
     SpaceFull,
+    /// The presence store (Redis) could not serve the join: closed 1011,
+    /// as an internal error, so the client retries.
+    #[error("Presence store unavailable, try again shortly")]
+    StoreUnavailable,
 }
 
 impl JoinError {
     /// The close that follows the error message: 1013 for a full space,
-    /// 1008 for everything the client got wrong.
+    /// 1011 when the store failed, 1008 for everything the client got
+    /// wrong.
     pub fn close_code(&self) -> CloseCode {
         match self {
             JoinError::SpaceFull => CloseCode::TryAgainLater,
+            JoinError::StoreUnavailable => CloseCode::InternalError,
             _ => CloseCode::PolicyViolation,
         }
     }

@@ -2,14 +2,15 @@
 //!
 //! Targets own sockets, clocks, timers and storage; this crate owns every
 //! rule. A target parses a join with [`JoinRequest::parse`], feeds a
-//! [`Space`] (or, with a shared store, a [`Hub`] plus its store's
-//! [`Roster`] events) with joins, frames, closes and the time, and carries
-//! out the [`Output`]s it gets back.
+//! [`Space`] (or, with a store shared by many instances, a
+//! [`shared::SharedSpace`]) with joins, frames, closes and the time, and
+//! carries out the [`Output`]s it gets back.
 
 mod client_id;
 mod close;
 mod conn_id;
 pub mod defaults;
+mod error_kind;
 mod hs256;
 mod hub;
 mod inbound;
@@ -18,7 +19,7 @@ mod limits;
 mod output;
 mod roster;
 mod roster_view;
-pub mod shared_store;
+pub mod shared;
 mod space;
 mod time;
 pub mod token;
@@ -31,7 +32,8 @@ pub use defaults::{
     DEFAULT_KEEPALIVE_MS, DEFAULT_MAX_CLIENTS_PER_SPACE, DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_MESSAGE_BURST, DEFAULT_MESSAGE_RATE, DEFAULT_PRESENCE_TTL_MS,
 };
-pub use hub::{refuse, Hub};
+pub use error_kind::ErrorKind;
+pub use hub::{refuse, Framed, Hub};
 pub use inbound::{decode, ClientMessage, Frame, MessageError};
 pub use join::{
     InvalidReason, JoinError, JoinRequest, SpaceName, MAX_IDENTITY_CHARS, MAX_SPACE_CHARS,

@@ -39,7 +39,7 @@ pub enum LeaveCause {
 
 /// A change to the roster that clients must hear about (renewals are not
 /// events: nobody sees them).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum RosterEvent {
     /// A new lease.
     Joined {

@@ -4,6 +4,7 @@
 
 use crate::client_id::ClientId;
 use crate::conn_id::ConnId;
+use crate::error_kind::ErrorKind;
 use crate::hub::{refuse, Hub};
 use crate::inbound::Frame;
 use crate::join::JoinRequest;
@@ -39,6 +40,19 @@ pub struct Step {
     pub events: Vec<Sequenced>,
     /// Leases whose expiry moved (pings), for targets that persist it.
     pub renewed: Vec<ClientId>,
+    /// The errors clients were told of (or closed for), by kind, for
+    /// metrics.
+    pub errors: Vec<ErrorKind>,
+}
+
+impl Step {
+    /// Appends what `other` did after what this one did.
+    pub fn extend(&mut self, other: Step) {
+        self.outputs.extend(other.outputs);
+        self.events.extend(other.events);
+        self.renewed.extend(other.renewed);
+        self.errors.extend(other.errors);
+    }
 }
 
 /// One space, whole: feed it joins, frames, closes and the time; carry out
@@ -100,7 +114,10 @@ impl Space {
             self.max_clients,
         ) {
             Ok(events) => self.apply(events, &mut step),
-            Err(error) => self.hub.refuse(conn, &error, &mut step.outputs),
+            Err(error) => {
+                step.errors.push(error.kind());
+                self.hub.refuse(conn, &error, &mut step.outputs);
+            }
         }
         step
     }
@@ -142,7 +159,9 @@ impl Space {
     /// A socket sent a frame.
     pub fn frame(&mut self, conn: ConnId, frame: Frame<'_>, now: UnixMillis) -> Step {
         let mut step = self.swept(now);
-        if let Some(command) = self.hub.frame(conn, frame, &mut step.outputs) {
+        let framed = self.hub.frame(conn, frame, &mut step.outputs);
+        step.errors.extend(framed.error);
+        if let Some(command) = framed.command {
             self.execute(command, now, &mut step);
         }
         step
@@ -246,7 +265,8 @@ pub fn event_kind(event: &RosterEvent) -> &'static str {
     }
 }
 
-/// Refuses a join that failed to parse, before any space is involved.
+/// Refuses a join that failed to parse, before any space is involved
+/// (its kind is [`crate::JoinError::kind`]).
 pub fn refuse_join(conn: ConnId, error: &crate::JoinError) -> Vec<Output> {
     let mut out = Vec::new();
     refuse(conn, error, &mut out);

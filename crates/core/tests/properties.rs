@@ -1136,7 +1136,7 @@ impl Net {
                         // The store's reply tells the target where its join
                         // landed in the space's history.
                         let seq = events.last().expect("a join has an event").seq;
-                        self.hubs[*hub].confirm(conn, seq);
+                        self.hubs[*hub].confirm(conn, seq, &mut out);
                         self.publish(events)?;
                     }
                     Err(error) => {
@@ -1152,7 +1152,7 @@ impl Net {
                         _ => Frame::Oversized,
                     };
                     let command = self.hubs[hub].frame(conn, frame, &mut out);
-                    self.execute(command)?;
+                    self.execute(command.command)?;
                 }
             }
             HubOp::Clean(pick) | HubOp::Lost(pick) => {
@@ -1489,7 +1489,7 @@ fn resync_closes_a_joining_socket_whose_lease_is_gone() {
 
     hub.open(ConnId(1), cid("x"));
     let lost = roster.join("a", cid("x"), ConnId(1), t, TTL).unwrap();
-    hub.confirm(ConnId(1), lost[0].seq);
+    hub.confirm(ConnId(1), lost[0].seq, &mut Vec::new());
     let _lost = roster.sweep(t.plus(TTL));
     hub.resync(Vec::new(), roster.seq(), &mut out);
     assert!(
@@ -1575,7 +1575,7 @@ fn resync_closes_a_joining_socket_whose_lease_was_resumed_elsewhere() {
 
     hub.open(ConnId(1), cid("x"));
     let lost = roster.join("a", cid("x"), ConnId(1), t, TTL).unwrap();
-    hub.confirm(ConnId(1), lost[0].seq);
+    hub.confirm(ConnId(1), lost[0].seq, &mut Vec::new());
     let _lost = roster
         .join("a", cid("x"), ConnId(2), t.plus(1), TTL)
         .unwrap();

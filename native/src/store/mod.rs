@@ -1,9 +1,11 @@
 //! Where presence lives: the small interface the connection code talks to,
 //! implemented in memory and, with `REDIS_URL`, in Redis.
 
+mod dispatch;
 mod inspect;
 mod memory;
 mod redis;
+mod wakeups;
 
 pub use self::redis::RedisStore;
 pub use memory::MemoryStore;
@@ -29,7 +31,7 @@ impl Store {
     pub async fn join(&self, conn: ConnId, request: &JoinRequest, outbox: Outbox) {
         match self {
             Store::Memory(m) => m.join(conn, request, outbox),
-            Store::Redis(r) => r.join(conn, request, outbox).await,
+            Store::Redis(r) => r.join(conn, request, outbox),
         }
     }
 
@@ -37,7 +39,7 @@ impl Store {
     pub async fn frame(&self, space: &SpaceName, conn: ConnId, frame: Frame<'_>) {
         match self {
             Store::Memory(m) => m.frame(space, conn, frame),
-            Store::Redis(r) => r.frame(space, conn, frame).await,
+            Store::Redis(r) => r.frame(space, conn, frame),
         }
     }
 
@@ -45,7 +47,7 @@ impl Store {
     pub async fn closed(&self, space: &SpaceName, conn: ConnId, how: Disconnect) {
         match self {
             Store::Memory(m) => m.closed(space, conn, how),
-            Store::Redis(r) => r.closed(space, conn, how).await,
+            Store::Redis(r) => r.closed(space, conn, how),
         }
     }
 

@@ -1,0 +1,320 @@
+//! One space's driver: its core `SharedSpace` and its sockets' outboxes
+//! behind one lock, the store calls it asks for (each a task whose reply
+//! comes back as an input), and its wake-ups. A panic in a space's work
+//! drops that space (its sockets closed with 1011, leases kept) and no
+//! other.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use longhouse_core::shared::{
+    CallId, Note, ScriptClock, ScriptReply, SharedSpace, SharedStep, StoreCall, StoreFailure,
+    StoreOp, Subscription,
+};
+use longhouse_core::{CloseCode, ConnId, Disconnect, Frame, JoinRequest, SpaceName, UnixMillis};
+use tracing::{debug, info, warn, Instrument, Span};
+
+use super::link::LinkRequest;
+use super::{lock, RedisStore};
+use crate::clock::now;
+use crate::ids::{fresh_client_id, fresh_epoch};
+use crate::outbox::{Outbound, Outbox};
+use crate::store::dispatch::{carry_out, dropped_after_panic};
+
+/// One space on this instance.
+pub(super) struct SpaceDriver {
+    pub name: SpaceName,
+    pub channel: String,
+    /// Taken out of the map (idle, or its work panicked): inputs for it
+    /// are dropped, and a join looks again.
+    removed: AtomicBool,
+    state: Mutex<State>,
+}
+
+struct State {
+    machine: SharedSpace,
+    outboxes: HashMap<ConnId, Outbox>,
+    /// Each socket's tracing span (its connection's), so that what is
+    /// logged for a call made on its behalf carries it.
+    spans: HashMap<ConnId, Span>,
+    /// The earliest wake-up already asked for.
+    scheduled: Option<UnixMillis>,
+}
+
+impl RedisStore {
+    pub(in crate::store) fn join(
+        self: &Arc<Self>,
+        conn: ConnId,
+        request: &JoinRequest,
+        outbox: Outbox,
+    ) {
+        if self.stopping.load(Ordering::SeqCst) {
+            let _ = outbox.send(Outbound::Close(CloseCode::ServiceRestart));
+            return;
+        }
+        loop {
+            let driver = self.driver_for(&request.space);
+            let mut state = lock(&driver.state);
+            if driver.removed.load(Ordering::SeqCst) {
+                continue;
+            }
+            state.outboxes.insert(conn, outbox);
+            state.spans.insert(conn, Span::current());
+            self.work(&driver, state, |m| {
+                m.join(conn, request, fresh_client_id, now())
+            });
+            return;
+        }
+    }
+
+    pub(in crate::store) fn frame(
+        self: &Arc<Self>,
+        name: &SpaceName,
+        conn: ConnId,
+        frame: Frame<'_>,
+    ) {
+        if let Some(driver) = self.driver(name) {
+            self.input(&driver, |m| m.frame(conn, frame, now()));
+        }
+    }
+
+    pub(in crate::store) fn closed(
+        self: &Arc<Self>,
+        name: &SpaceName,
+        conn: ConnId,
+        how: Disconnect,
+    ) {
+        if let Some(driver) = self.driver(name) {
+            self.input(&driver, |m| m.closed(conn, how, now()));
+        }
+    }
+
+    pub(in crate::store) fn shutdown(self: &Arc<Self>) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for driver in self.drivers() {
+            self.input(&driver, SharedSpace::shutdown);
+        }
+    }
+
+    /// A message of `channel`, from the subscription.
+    pub(super) fn message(self: &Arc<Self>, channel: &str, payload: &[u8]) {
+        if let Some(driver) = self.by_channel(channel) {
+            let text = String::from_utf8_lossy(payload);
+            self.input(&driver, |m| m.message(&text, now()));
+        }
+    }
+
+    /// The subscription of `driver` changed.
+    pub(super) fn subscription(self: &Arc<Self>, driver: &Arc<SpaceDriver>, state: Subscription) {
+        self.input(driver, |m| m.subscription(state, now()));
+    }
+
+    /// The subscription's queue dropped messages: every space asks the
+    /// store.
+    pub(super) fn messages_lost(self: &Arc<Self>) {
+        for driver in self.drivers() {
+            self.input(&driver, |m| m.messages_lost(now()));
+        }
+    }
+
+    /// A wake-up for `name` came due.
+    pub(super) fn wake(self: &Arc<Self>, name: &SpaceName) {
+        if let Some(driver) = self.driver(name) {
+            lock(&driver.state).scheduled = None;
+            self.input(&driver, |m| m.tick(now()));
+        }
+    }
+
+    fn input(
+        self: &Arc<Self>,
+        driver: &Arc<SpaceDriver>,
+        input: impl FnOnce(&mut SharedSpace) -> SharedStep,
+    ) {
+        let state = lock(&driver.state);
+        if !driver.removed.load(Ordering::SeqCst) {
+            self.work(driver, state, input);
+        }
+    }
+
+    /// One input under the space's lock, caught if it panics; then the
+    /// step is carried out: socket effects, logs and metrics, calls,
+    /// the next wake-up; and the space is dropped if nothing is left in it.
+    fn work(
+        self: &Arc<Self>,
+        driver: &Arc<SpaceDriver>,
+        mut guard: MutexGuard<'_, State>,
+        input: impl FnOnce(&mut SharedSpace) -> SharedStep,
+    ) {
+        let s = &mut *guard;
+        match catch_unwind(AssertUnwindSafe(|| input(&mut s.machine))) {
+            Ok(step) => {
+                // A call made for a socket is logged in the socket's span
+                // (else in the span of what made it: a reply, a wake-up).
+                let spans: Vec<Span> = step
+                    .calls
+                    .iter()
+                    .map(|call| {
+                        holder_of(&call.op)
+                            .and_then(|conn| s.spans.get(&conn).cloned())
+                            .unwrap_or_else(Span::current)
+                    })
+                    .collect();
+                let machine = &s.machine;
+                carry_out(&driver.name, &mut s.outboxes, step.step, |conn| {
+                    machine.holds(conn)
+                });
+                s.spans.retain(|conn, _| machine.holds(*conn));
+                for note in &step.notes {
+                    log_note(&driver.name, note);
+                }
+                for (call, span) in step.calls.into_iter().zip(spans) {
+                    self.spawn_call(driver.clone(), call, span);
+                }
+                self.wakeups
+                    .schedule(s.machine.poll_timeout(), &mut s.scheduled, &driver.name);
+                if !s.machine.is_idle() {
+                    return;
+                }
+            }
+            Err(panic) => dropped_after_panic(&driver.name, &mut s.outboxes, panic.as_ref()),
+        }
+        driver.removed.store(true, Ordering::SeqCst);
+        drop(guard);
+        self.forget(driver);
+    }
+
+    /// Runs one call in its own task; its reply is the space's next input.
+    fn spawn_call(self: &Arc<Self>, driver: Arc<SpaceDriver>, call: StoreCall, span: Span) {
+        let script =
+            self.scripts_for(&driver.name)
+                .script(&call, ScriptClock::Store, &fresh_epoch());
+        let store = self.clone();
+        tokio::spawn(async move {
+            let result = store.scripts.run(&script).await;
+            let result: Result<ScriptReply, StoreFailure> = match result {
+                Ok(reply) => Ok(reply),
+                Err(e) => {
+                    if e.is_connection_error() {
+                        store.broken.notify_one();
+                    }
+                    // An outage is logged once, by the link.
+                    debug!(space = driver.name.as_str(), script = script.kind.name(), error = %e, "store call failed");
+                    Err(e.failure())
+                }
+            };
+            store.replied(&driver, call.id, result);
+        }.instrument(span));
+    }
+
+    fn replied(
+        self: &Arc<Self>,
+        driver: &Arc<SpaceDriver>,
+        id: CallId,
+        result: Result<ScriptReply, StoreFailure>,
+    ) {
+        let state = lock(&driver.state);
+        if driver.removed.load(Ordering::SeqCst) {
+            return;
+        }
+        // What this space learnt of Redis's clock, for spaces made later.
+        let at = now();
+        lock(&self.clock).merge(state.machine.clock(), at);
+        self.work(driver, state, |m| m.reply(id, result, at));
+    }
+
+    /// The space's driver, made (and its subscription asked for) if this
+    /// is its first socket.
+    fn driver_for(self: &Arc<Self>, name: &SpaceName) -> Arc<SpaceDriver> {
+        let mut spaces = lock(&self.spaces);
+        if let Some(d) = spaces.by_name.get(name) {
+            if !d.removed.load(Ordering::SeqCst) {
+                return d.clone();
+            }
+        }
+        let channel = self.scripts_for(name).keys().channel.clone();
+        let driver = Arc::new(SpaceDriver {
+            name: name.clone(),
+            channel: channel.clone(),
+            removed: AtomicBool::new(false),
+            state: Mutex::new(State {
+                machine: SharedSpace::new(self.config, *lock(&self.clock)),
+                outboxes: HashMap::new(),
+                spans: HashMap::new(),
+                scheduled: None,
+            }),
+        });
+        // Asked under the map lock, so that it is ordered after the
+        // unsubscribe of a previous driver of the same space.
+        let _ = self.link.send(LinkRequest::Subscribe(
+            channel.clone(),
+            Arc::downgrade(&driver),
+        ));
+        spaces.by_name.insert(name.clone(), driver.clone());
+        spaces.by_channel.insert(channel, driver.clone());
+        let unavailable = self.health().is_err();
+        drop(spaces);
+        if unavailable {
+            // Told at once, so that its first join is refused without
+            // waiting for the link.
+            self.subscription(&driver, Subscription::Unavailable);
+        }
+        driver
+    }
+
+    fn driver(&self, name: &SpaceName) -> Option<Arc<SpaceDriver>> {
+        lock(&self.spaces).by_name.get(name).cloned()
+    }
+
+    /// Takes a removed driver out of the maps and ends its subscription,
+    /// unless it was replaced meanwhile.
+    fn forget(&self, driver: &Arc<SpaceDriver>) {
+        let mut spaces = lock(&self.spaces);
+        let current = spaces
+            .by_name
+            .get(&driver.name)
+            .is_some_and(|d| Arc::ptr_eq(d, driver));
+        if current {
+            spaces.by_name.remove(&driver.name);
+            spaces.by_channel.remove(&driver.channel);
+            let _ = self
+                .link
+                .send(LinkRequest::Unsubscribe(driver.channel.clone()));
+        }
+    }
+}
+
+/// The socket a call is made for, if any.
+fn holder_of(op: &StoreOp) -> Option<ConnId> {
+    match op {
+        StoreOp::Join { holder, .. }
+        | StoreOp::Renew { holder, .. }
+        | StoreOp::Leave { holder, .. } => Some(*holder),
+        StoreOp::Sweep | StoreOp::Resync { .. } => None,
+    }
+}
+
+fn log_note(space: &SpaceName, note: &Note) {
+    let space = space.as_str();
+    match note {
+        Note::HistoryChanged {
+            from,
+            to,
+            reasserted,
+        } => info!(
+            space,
+            from = from.as_ref().map(|e| e.as_str()),
+            to = to.as_ref().map(|e| e.as_str()),
+            reasserted,
+            "redis had lost this space's history: leases re-asserted"
+        ),
+        Note::Resync(reason) => debug!(space, ?reason, "resynchronising from redis"),
+        Note::Undecodable(e) => {
+            warn!(space, error = %e, "undecodable message on the space's channel ignored")
+        }
+        Note::CallFailed(what, failure) => {
+            debug!(space, call = *what, ?failure, "store call failed")
+        }
+    }
+}
