@@ -19,11 +19,25 @@ before(() => {
 });
 after(() => unwind(stack));
 
-it("the tarball holds the ES module, its types, the README and the licence, nothing else", () => {
-  assert.deepEqual(packaged.files, ["LICENSE", "README.md", "dist/index.d.ts", "dist/index.js", "package.json"]);
+it("the tarball holds the ES modules (client, hooks), their types, the README and the licence, nothing else", () => {
+  assert.deepEqual(packaged.files, [
+    "LICENSE",
+    "README.md",
+    "dist/connection.d.ts",
+    "dist/index.d.ts",
+    "dist/index.js",
+    "dist/react.d.ts",
+    "dist/react.js",
+    "dist/roster.d.ts",
+    "dist/store.d.ts",
+    "dist/throttle.d.ts",
+    "dist/types.d.ts",
+    "dist/wire.d.ts",
+    "package.json",
+  ]);
 });
 
-it("the installed package.json names the entry points and has no runtime dependencies", () => {
+it("the installed package.json names the entry points; React is an optional peer, nothing else is needed", () => {
   const installed = path.join(packaged.app, "node_modules/@longhouse/client");
   const pkg = JSON.parse(readFileSync(path.join(installed, "package.json"), "utf8"));
   assert.equal(pkg.name, "@longhouse/client");
@@ -31,10 +45,20 @@ it("the installed package.json names the entry points and has no runtime depende
   assert.equal(pkg.license, "MIT");
   assert.equal(pkg.type, "module");
   assert.deepEqual(pkg.exports["."], { types: "./dist/index.d.ts", import: "./dist/index.js" });
+  assert.deepEqual(pkg.exports["./react"], { types: "./dist/react.d.ts", import: "./dist/react.js" });
   assert.equal(pkg.types, "./dist/index.d.ts");
-  for (const key of ["dependencies", "peerDependencies", "optionalDependencies", "bundleDependencies"]) {
+  for (const key of ["dependencies", "optionalDependencies", "bundleDependencies"]) {
     assert.equal(pkg[key], undefined, `${key} in the packed package.json`);
   }
+  assert.deepEqual(pkg.peerDependencies, { react: ">=18" });
+  assert.deepEqual(pkg.peerDependenciesMeta, { react: { optional: true } });
+  // The client's module imports nothing; the hooks' imports React and the client's module.
+  const imports = (file) =>
+    [...readFileSync(path.join(installed, file), "utf8").matchAll(/^\s*(?:import|export)\b[^;]*?from\s*"([^"]+)"/gms)].map(
+      (m) => m[1],
+    );
+  assert.deepEqual(imports("dist/index.js"), []);
+  assert.deepEqual([...new Set(imports("dist/react.js"))].sort(), ["./index.js", "react"]);
   assert.equal(packaged.moduleUrl, new URL("dist/index.js", `file://${installed}/`).href);
 });
 
