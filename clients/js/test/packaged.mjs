@@ -1,9 +1,9 @@
 // The client as a user gets it: `npm pack` of this package, installed from
 // that tarball into a scratch project in a temporary directory. The install
 // is offline: the package has no dependencies, so nothing is fetched. With
-// `{ react: true }` the project also gets React and React DOM (the hooks'
-// peer), at the versions this package develops with, from npm's cache,
-// which this package's own `npm ci` has filled.
+// `{ react: true }` the project also gets React, React DOM (the hooks'
+// peer) and React's types, at the versions this package develops with,
+// from npm's cache, which this package's own `npm ci` has filled.
 
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -29,10 +29,13 @@ export function run(program, args, cwd, env = {}) {
   }
 }
 
-/** The React packages a project using the hooks installs, pinned as this package's dev dependencies. */
+/**
+ * The React packages a project using the hooks installs (with React's
+ * types, for TypeScript users), pinned as this package's dev dependencies.
+ */
 export function reactPackages() {
   const { devDependencies } = JSON.parse(readFileSync(path.join(packageDir, "package.json"), "utf8"));
-  return ["react", "react-dom"].map((name) => `${name}@${devDependencies[name]}`);
+  return ["react", "react-dom", "@types/react"].map((name) => `${name}@${devDependencies[name]}`);
 }
 
 /**
