@@ -51,10 +51,11 @@ rm -rf "$js_build"
 # project in a temp dir (test/packaged.mjs); package.test.mjs also checks
 # what the tarball holds, imports it by name there and type-checks a
 # program against its .d.ts. unit: the hooks' store and setState's checks;
-# state: presence state, members, broadcast, 4003; react: server rendering.
+# state: presence state, members, broadcast, 4003; react: server rendering;
+# readme: the README's webhook signature checks (Node, Python) on a real webhook.
 step "client library, as packaged, against real native servers (node --test)"
 (cd clients/js && node --experimental-websocket --test test/unit.test.mjs test/client.test.mjs \
-  test/state.test.mjs test/package.test.mjs test/react.test.mjs)
+  test/state.test.mjs test/package.test.mjs test/react.test.mjs test/readme.test.mjs)
 
 step "demo page and React hooks in headless Chromium (screenshots: test-artifacts/)"
 (cd clients/js && node --experimental-websocket --test test/browser.test.mjs test/react-browser.test.mjs)
