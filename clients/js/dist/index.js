@@ -176,7 +176,7 @@ var Throttle = class {
     } else {
       this.timer = this.clock.setTimeout(() => {
         this.timer = void 0;
-        this.fire();
+        this.request();
       }, wait);
     }
   }

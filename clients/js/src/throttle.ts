@@ -51,7 +51,8 @@ export class Throttle {
     } else {
       this.timer = this.clock.setTimeout(() => {
         this.timer = undefined;
-        this.fire();
+        // Timers may fire a little early (their clock is coarser): wait out the rest.
+        this.request();
       }, wait);
     }
   }
