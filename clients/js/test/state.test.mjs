@@ -4,6 +4,7 @@
 // -p longhouse-native`): node --experimental-websocket --test test/state.test.mjs
 
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import { after, afterEach, beforeEach, describe, it } from "node:test";
 
 import { installPackaged } from "./packaged.mjs";
@@ -192,6 +193,36 @@ describe("setState", () => {
     );
     assert.equal(watcher.messages.filter((m) => m.event === "remote update").length, 1);
     assert.equal(watcher.messages.filter((m) => m.event === "remote leave").length, 0);
+  });
+});
+
+/** An HS256 join token for `sub`, signed with `secret` (as the README mints them). */
+function token(secret, claims) {
+  const b64 = (x) => Buffer.from(JSON.stringify(x)).toString("base64url");
+  const head = b64({ alg: "HS256", typ: "JWT" });
+  const body = b64({ exp: Math.floor(Date.now() / 1000) + 300, ...claims });
+  const sig = createHmac("sha256", secret).update(`${head}.${body}`).digest("base64url");
+  return `${head}.${body}.${sig}`;
+}
+
+describe("signed info", () => {
+  it("a token's info claim shows in the others' client objects, beside the state", async () => {
+    const secret = "test-auth-secret";
+    const server = await startServer(stack, { env: { AUTH_SECRET: secret }, label: "info" });
+    const space = uniqueSpace("info");
+    const ann = join(server.ws, space, {
+      token: token(secret, { sub: "ann", info: { name: "Ann A.", role: "editor" } }),
+      state: { typing: false },
+    });
+    await nextEvent(ann, "sync");
+    const bob = join(server.ws, space, { token: token(secret, { sub: "bob" }) });
+    await nextEvent(bob, "sync");
+    const [seen] = bob.others();
+    assert.equal(seen.identity, "ann");
+    assert.deepEqual(seen.info, { name: "Ann A.", role: "editor" });
+    assert.deepEqual(seen.state, { typing: false });
+    await waitFor(() => ann.others().length === 1, "ann to see bob");
+    assert.equal("info" in ann.others()[0], false, "no info key without one");
   });
 });
 
