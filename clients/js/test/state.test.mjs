@@ -108,10 +108,11 @@ describe("setState", () => {
     ann.on("update", (c, prev) => annUpdates.push([c, prev]));
 
     const bob = join(server.ws, space, { identity: "bob", username: "Bob B.", state: { colour: "blue" } });
+    const bobSynced = nextEvent(bob, "sync");
     const joined = await nextEvent(ann, "join");
     assert.deepEqual(joined.state, { colour: "blue" }, "nobody sees a join without its state");
     assert.equal(joined.username, "Bob B.");
-    await nextEvent(bob, "sync");
+    await bobSynced;
     assert.deepEqual(bob.others(), [{ ...ann.clients()[0], state: { colour: "red" } }]);
 
     const bobUpdates = [];
