@@ -105,8 +105,17 @@ it(
     await person(ada.page, "Grace Hopper").waitFor({ timeout: 5_000 });
     await person(grace.page, "Ada Lovelace").waitFor({ timeout: 5_000 });
 
-    // Ada's mouse crosses her board and stops 300 px right of and 120 px
-    // below its inside corner.
+    // A second tab of Ada: still one avatar for her, with two tabs.
+    const adaTab = await openDemo(space, "Ada Lovelace", { colour: "#c2410c" });
+    await person(grace.page, "Ada Lovelace").locator(".tabs", { hasText: "2 tabs" }).waitFor({ timeout: 5_000 });
+    assert.equal(await grace.page.locator("#people li").count(), 2, "two members for three connections");
+    // Ada was there before Grace came, and a second tab is no new arrival.
+    assert.equal(await grace.page.locator("#log li.join", { hasText: "Ada Lovelace joined" }).count(), 0);
+    assert.equal(await ada.page.locator("#log li.join", { hasText: "Grace Hopper joined" }).count(), 1);
+
+    // Ada's first tab in front again; her mouse crosses its board and stops
+    // 300 px right of and 120 px below its inside corner.
+    await ada.page.bringToFront();
     const inside = (page) =>
       page.locator("#board").evaluate((b) => {
         const r = b.getBoundingClientRect();
@@ -124,7 +133,6 @@ it(
       x: graceBoard.x + (300 / adaBoard.width) * graceBoard.width,
       y: graceBoard.y + (120 / adaBoard.height) * graceBoard.height,
     };
-    let box;
     await grace.page.waitForFunction(
       ({ x, y }) => {
         const el = document.querySelector('#board .cursor[data-identity="Ada Lovelace"]');
@@ -135,27 +143,22 @@ it(
       expected,
       { timeout: 5_000 },
     );
-    box = await cursor.boundingBox();
+    const box = await cursor.boundingBox();
     assert.ok(Math.abs(box.x - expected.x) <= 1.5 && Math.abs(box.y - expected.y) <= 1.5, `${JSON.stringify(box)}`);
     assert.equal(await cursor.locator(".label").textContent(), "Ada Lovelace");
     assert.equal(await cursor.locator("path").getAttribute("fill"), "#c2410c");
     assert.equal(await grace.page.locator("#board .cursor").count(), 1, "only the other's cursor, not her own");
 
-    // Ada picks "typing": Grace's avatar of Ada says so.
+    // Ada picks "typing" in that tab: Grace's avatar of Ada says so (her
+    // other tab is merely active).
     await ada.page.selectOption("#presence", "typing");
     await person(grace.page, "Ada Lovelace").and(grace.page.locator('[data-status="typing"]')).waitFor({ timeout: 5_000 });
     assert.equal(await person(grace.page, "Ada Lovelace").locator(".doing").textContent(), "typing");
 
-    // A second tab of Ada: still one avatar for her, with two tabs.
-    const adaTab = await openDemo(space, "Ada Lovelace", { colour: "#c2410c" });
-    await person(grace.page, "Ada Lovelace").locator(".tabs", { hasText: "2 tabs" }).waitFor({ timeout: 5_000 });
-    assert.equal(await grace.page.locator("#people li").count(), 2, "two members for three connections");
-    assert.equal(await grace.page.locator("#log li.join", { hasText: "Ada Lovelace joined" }).count(), 1);
-
     mkdirSync(artifacts, { recursive: true });
     await grace.page.screenshot({ path: path.join(artifacts, "demo-cursors.png"), fullPage: true });
 
-    // Ada leaves the board: her cursor goes; the tab closing leaves no ghost.
+    // Ada leaves the board: her cursor goes; the tabs closing leave no ghost.
     await ada.page.mouse.move(adaBoard.x + 300, adaBoard.y - 60);
     await cursor.waitFor({ state: "detached", timeout: 5_000 });
     await adaTab.page.close({ runBeforeUnload: true });

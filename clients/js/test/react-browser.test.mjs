@@ -178,9 +178,17 @@ it(
     await grace.page.click("#wave");
     await ada.page.locator("#waves li", { hasText: "Grace Hopper waved" }).waitFor({ timeout: 5_000 });
     assert.equal(await ada.page.locator("#waves li").count(), 1, "no echo");
+    // Clicking took Ada's mouse off the board, so her cursor went (no
+    // ghost); she comes back to where it was.
+    await grace.page.locator('#board .cursor[data-identity="Ada Lovelace"]').waitFor({ state: "detached", timeout: 5_000 });
+    await ada.page.mouse.move(adaBoard.x + 250, adaBoard.y + 100, { steps: 5 });
+    await cursorAt(grace.page, expected);
 
-    // useMembers: a second tab of Ada is one avatar with two connections.
-    const adaTab = await openApp(adaBrowser, server, space, "Ada Lovelace", "#c2410c");
+    // useMembers: Ada on a second device is one avatar with two
+    // connections. (Another context, not another tab of hers: a tab hidden
+    // behind a new one gets a pointerleave, which clears her cursor.)
+    const adaLaptop = await newBrowser();
+    const adaTab = await openApp(adaLaptop, server, space, "Ada Lovelace", "#c2410c");
     await grace.page.locator('#avatars li[data-identity="Ada Lovelace"][data-tabs="2"]').waitFor({ timeout: 5_000 });
     assert.equal(await grace.page.locator("#avatars li").count(), 2);
     mkdirSync(artifacts, { recursive: true });

@@ -64,11 +64,13 @@ function Avatars() {
   return (
     <ul id="avatars">
       {members.map((m) => {
-        const s = m.clients.findLast((c) => c.state)?.state ?? {};
+        const s = m.clients.find((c) => c.state)?.state ?? {};
+        // Typing in one tab and idle in another is typing.
+        const status = ["typing", "active", "away"].find((x) => m.clients.some((c) => c.state?.status === x));
         return (
-          <li key={m.identity} data-identity={m.identity} data-status={s.status} data-tabs={m.clients.length} className={m.self ? "me" : ""}>
+          <li key={m.identity} data-identity={m.identity} data-status={status} data-tabs={m.clients.length} className={m.self ? "me" : ""}>
             <span className="avatar" style={{ background: s.colour }}>{(s.name ?? m.identity).slice(0, 1)}</span>
-            {s.name ?? m.identity} · {s.status}{m.clients.length > 1 ? ` · ${m.clients.length} tabs` : ""}
+            {s.name ?? m.identity} · {status}{m.clients.length > 1 ? ` · ${m.clients.length} tabs` : ""}
           </li>
         );
       })}
