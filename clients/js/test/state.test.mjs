@@ -9,6 +9,7 @@ import { after, afterEach, beforeEach, describe, it } from "node:test";
 
 import { installPackaged } from "./packaged.mjs";
 import {
+  freePort,
   nextEvent,
   rawJoin,
   record,
@@ -224,6 +225,58 @@ describe("signed info", () => {
     assert.deepEqual(seen.state, { typing: false });
     await waitFor(() => ann.others().length === 1, "ann to see bob");
     assert.equal("info" in ann.others()[0], false, "no info key without one");
+  });
+});
+
+describe("catching up after a reconnect", () => {
+  it("what changed while away is told as updates, leaves and member events from the new welcome", async () => {
+    const server = await startServer(stack, { label: "catch-up" });
+    const proxy = await startProxy(stack, server.port);
+    const space = uniqueSpace("catch-up");
+    const ann = join(server.ws, space, { identity: "ann", state: { page: 1 } });
+    const bob = join(server.ws, space, { identity: "bob" });
+    await Promise.all([nextEvent(ann, "sync"), nextEvent(bob, "sync")]);
+    // Eve, connected all along, shows when the server has made the changes.
+    const eve = join(server.ws, space, { identity: "eve" });
+    await nextEvent(eve, "sync");
+    // The watcher's connection goes through a proxy, which can keep it away
+    // (retrying) while the others change.
+    const watcher = join(proxy.ws, space, { identity: "watcher", minBackoffMs: 20, maxBackoffMs: 200 });
+    await nextEvent(watcher, "sync");
+    const seen = { update: [], leave: [], memberleave: [] };
+    watcher.on("update", (c, before) => seen.update.push([c, before]));
+    watcher.on("leave", (c, reason) => seen.leave.push([c.identity, reason]));
+    watcher.on("memberleave", (m, reason) => seen.memberleave.push([m.identity, reason]));
+
+    // Dropped, and its retries refused (the proxy points at a closed port)
+    // until the others have changed.
+    const away = nextEvent(watcher, "status", (st) => st.status === "reconnecting");
+    proxy.upstream = await freePort();
+    proxy.drop();
+    await away;
+    ann.setState({ page: 2 });
+    bob.close();
+    await waitFor(
+      () => eve.others().length === 2 && eve.others().find((c) => c.identity === "ann")?.state?.page === 2,
+      "eve to see ann's update and bob go",
+    );
+    assert.equal(watcher.status, "reconnecting");
+    const back = nextEvent(watcher, "sync");
+    proxy.upstream = server.port;
+    await back;
+    assert.equal(seen.update.length, 1);
+    assert.equal(seen.update[0][0].identity, "ann");
+    assert.deepEqual(seen.update[0][0].state, { page: 2 });
+    assert.deepEqual(seen.update[0][1].state, { page: 1 });
+    assert.deepEqual(seen.leave, [["bob", undefined]], "a leave whose reason the welcome cannot tell");
+    assert.deepEqual(seen.memberleave, [["bob", undefined]]);
+    assert.deepEqual(
+      watcher.others().map((c) => [c.identity, c.state]),
+      [
+        ["ann", { page: 2 }],
+        ["eve", undefined],
+      ],
+    );
   });
 });
 
