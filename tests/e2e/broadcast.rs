@@ -109,7 +109,7 @@ pub async fn broadcast_and_cursor_renew_the_lease(cx: &Ctx) -> Result<()> {
     let until = Instant::now() + ttl * 2 + ttl / 2;
     let mut n = 0u32;
     while Instant::now() < until {
-        let message = if n % 2 == 0 {
+        let message = if n.is_multiple_of(2) {
             json!({"action": "broadcast", "data": n})
         } else {
             json!({"action": "cursor", "x": n})
