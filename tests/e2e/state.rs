@@ -491,6 +491,10 @@ pub async fn sigterm_instance_clients_resume_with_their_state(cx: &Ctx) -> Resul
     let v = expect_event_json(&mut a, "remote update").await?;
     ensure!(v["client"]["state"] == json!({"n": 1}), "{v}");
     b.send_json(&update(json!({"n": 2}))).await?;
+    // Frames of one socket are handled in order: once this error is back,
+    // the update has been taken (and is held, well within the interval).
+    b.send_text(r#"{"action":"sync-point"}"#).await?;
+    b.expect_error("Unrecognized action").await?;
     d.instances()[1].signal(libc::SIGTERM)?;
     b.expect_close(1012).await?;
     // The held update may reach alice before the instance stops: that is
