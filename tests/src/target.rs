@@ -232,6 +232,9 @@ pub enum Capability {
     /// The native server's operations surface (issue 7): `GET /metrics`,
     /// `GET /{space}` as JSON, `LOG_FORMAT=json`; a binary the suite can run.
     NativeOps,
+    /// Protocol v2, sections 10 to 13 (issue 11): presence state, signed
+    /// info, username, leave reasons, broadcast and the cursor relay.
+    PresenceState,
 }
 
 /// A kind of Longhouse deployment the suite can run against.
@@ -856,6 +859,7 @@ impl NativeTarget {
                 Capability::DemoPage,
                 Capability::NativeOps,
                 Capability::PromptServerCloses,
+                Capability::PresenceState,
             ],
             redis_instances: None,
             cluster: false,
@@ -879,6 +883,7 @@ impl NativeTarget {
                 Capability::DemoPage,
                 Capability::NativeOps,
                 Capability::PromptServerCloses,
+                Capability::PresenceState,
             ],
             redis_instances: Some(2),
             cluster: true,
@@ -899,6 +904,7 @@ impl NativeTarget {
             Capability::DemoPage,
             Capability::NativeOps,
             Capability::PromptServerCloses,
+            Capability::PresenceState,
         ];
         if instances > 1 {
             capabilities.push(Capability::ManyInstances);
