@@ -15,7 +15,7 @@ use longhouse_core::{
 };
 use serde::{Deserialize, Serialize};
 use worker::{
-    console_error, console_log, durable_object, DurableObject, Env, Error, Request, Response,
+    console_error, console_log, durable_object, js_sys, DurableObject, Env, Error, Request, Response,
     Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
     WebSocketRequestResponsePair,
 };
@@ -233,12 +233,23 @@ impl DurableObject for Space {
             let mut live = self.live()?;
             live.alarm_at = None;
             let now = now();
-            // Read the sockets due within half a lease, not only the due
-            // ones: sockets that keep auto-pinging are then renewed together
-            // and an idle space wakes about once per half lease, not once
-            // per socket.
-            let ahead = now.plus(live.space.config().ttl_ms / 2);
-            self.sweeping(&mut live, ahead, |live| live.space.tick(now))
+            // An alarm for an expiry reads the sockets due within half a
+            // lease, not only the due ones: sockets that keep auto-pinging
+            // are then renewed together and an idle space wakes about once
+            // per half lease, not once per socket. Any other alarm (a held
+            // update due) reads only the due ones, as a message does, so
+            // that frequent flushes cost no reads of idle sockets.
+            let expiry_due = live
+                .space
+                .roster()
+                .next_expiry()
+                .is_some_and(|at| at <= now);
+            let by = if expiry_due {
+                now.plus(live.space.config().ttl_ms / 2)
+            } else {
+                now
+            };
+            self.sweeping(&mut live, by, |live| live.space.tick(now))
         };
         self.carry_out(&self.space_name(), step).await?;
         Response::ok("swept")
@@ -353,11 +364,21 @@ impl Space {
     async fn carry_out(&self, space: &str, step: Step) -> Result<()> {
         let alarm = {
             let mut live = self.live()?;
+            // The JavaScript string of the text last sent, by the address of
+            // its `Arc`: a broadcast's sends share one `Arc` and come one
+            // after another, so its text crosses into JavaScript once.
+            let mut shared: Option<(*const u8, js_sys::JsString)> = None;
             for output in &step.outputs {
                 match output {
                     Output::Send { conn, text } => {
                         if let Some(ws) = live.sockets.get(*conn) {
-                            let _ = ws.send_with_str(text);
+                            let key = text.as_ptr();
+                            if shared.as_ref().map(|(k, _)| *k) != Some(key) {
+                                shared = Some((key, js_sys::JsString::from(&**text)));
+                            }
+                            if let Some((_, js)) = &shared {
+                                let _ = ffi::send_shared(ws, js);
+                            }
                         }
                     }
                     Output::Close { conn, code } => {
