@@ -15,8 +15,8 @@ use longhouse_core::{
 };
 use serde::{Deserialize, Serialize};
 use worker::{
-    console_error, console_log, durable_object, js_sys, DurableObject, Env, Error, Request, Response,
-    Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
+    console_error, console_log, durable_object, js_sys, DurableObject, Env, Error, Request,
+    Response, Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
     WebSocketRequestResponsePair,
 };
 
