@@ -14,7 +14,8 @@ pub struct LeaseTable {
 }
 
 impl LeaseTable {
-    /// Opens the tables, creating them on an object's first use.
+    /// Opens the tables, creating them on an object's first use and
+    /// migrating those an older release created (see [`MIGRATIONS`]).
     pub fn open(sql: SqlStorage) -> Self {
         for schema in [
             "CREATE TABLE IF NOT EXISTS leases (id TEXT PRIMARY KEY, identity TEXT NOT NULL, \
@@ -24,6 +25,9 @@ impl LeaseTable {
             if let Err(err) = sql.exec(schema, None) {
                 console_error!("schema: {err}");
             }
+        }
+        if let Err(err) = migrate(&sql) {
+            console_error!("schema migration: {err}");
         }
         LeaseTable { sql }
     }
@@ -105,6 +109,42 @@ impl LeaseTable {
         }
         Ok(())
     }
+}
+
+/// The schema changes since the first release, in order; the tables'
+/// version (`meta` key `schema`, absent: 1) counts those applied. All of a
+/// migration and its version are written in the same synchronous stretch of
+/// one event, which the object's storage commits together.
+const MIGRATIONS: &[&str] = &[
+    // 2 (protocol v2): a lease's state, signed info and 2015 username, each
+    // as its JSON text; NULL when absent.
+    "ALTER TABLE leases ADD COLUMN state TEXT; ALTER TABLE leases ADD COLUMN info TEXT; \
+     ALTER TABLE leases ADD COLUMN username TEXT",
+];
+
+/// Applies the migrations the tables have not had yet.
+fn migrate(sql: &SqlStorage) -> Result<()> {
+    #[derive(Deserialize)]
+    struct Version {
+        value: f64,
+    }
+    let stored: Vec<Version> = sql
+        .exec("SELECT value FROM meta WHERE key = 'schema'", None)?
+        .to_array()?;
+    let version = stored.first().map_or(1, |v| millis(v.value).0.max(1));
+    for (at, migration) in (2u64..).zip(MIGRATIONS) {
+        if at <= version {
+            continue;
+        }
+        for statement in migration.split(';') {
+            sql.exec(statement.trim(), None)?;
+        }
+        sql.exec(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)",
+            vec![number(at)],
+        )?;
+    }
+    Ok(())
 }
 
 /// SQLite integers cross into JavaScript as numbers: exact below 2^53,
