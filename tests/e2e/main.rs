@@ -121,12 +121,8 @@ fn cases() -> Vec<Case> {
             DEFAULT,
             [DemoPage]
         ),
-        case!(
-            ops::roster_as_json_lists_who_is_present,
-            DEFAULT,
-            [NativeOps]
-        ),
-        case!(ops::roster_request_checks_the_space, DEFAULT, [NativeOps]),
+        case!(ops::roster_as_json_lists_who_is_present, DEFAULT),
+        case!(ops::roster_request_checks_the_space, DEFAULT),
         case!(
             ops::metrics_count_presence_messages_and_errors,
             Uses::Own,

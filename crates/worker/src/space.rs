@@ -10,12 +10,13 @@
 use std::cell::{RefCell, RefMut};
 
 use longhouse_core::{
-    event_kind, Auth, ClientId, CloseCode, ConnId, Disconnect, Frame, JoinRequest, Output,
-    ServerMessage, Space as CoreSpace, SpaceConfig, Step, UnixMillis, PING_TEXT, PONG_TEXT,
+    event_kind, roster_json, Auth, ClientId, CloseCode, ConnId, Disconnect, Frame, JoinRequest,
+    Output, ServerMessage, Space as CoreSpace, SpaceConfig, SpaceName, Step, UnixMillis, PING_TEXT,
+    PONG_TEXT,
 };
 use serde::{Deserialize, Serialize};
 use worker::{
-    console_error, console_log, durable_object, js_sys, DurableObject, Env, Error, Request,
+    console_error, console_log, durable_object, js_sys, DurableObject, Env, Error, Method, Request,
     Response, Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
     WebSocketRequestResponsePair,
 };
@@ -23,7 +24,7 @@ use worker::{
 use crate::config::{ConfigError, EdgeConfig};
 use crate::lease_table::LeaseTable;
 use crate::sockets::Sockets;
-use crate::{ffi, now, short_lived};
+use crate::{api, ffi, now, short_lived};
 
 /// What each socket carries across hibernation (`serializeAttachment`,
 /// limited to 2 KiB: this is under 120 bytes).
@@ -102,6 +103,9 @@ impl DurableObject for Space {
             Ok(settings) => settings,
             Err(error) => return short_lived::misconfigured(&req, error),
         };
+        if !crate::is_websocket_upgrade(&req) {
+            return self.plain_http(req).await;
+        }
         let url = req.url()?;
         let request = match JoinRequest::parse_with(url.path(), url.query(), &settings.auth, now())
         {
@@ -414,6 +418,36 @@ impl Space {
             }
         }
         Ok(())
+    }
+
+    /// A plain HTTP request the Worker let through (section 14): the
+    /// roster for a `GET`, after a sweep so that no lease already run out
+    /// is listed.
+    async fn plain_http(&self, req: Request) -> Result<Response> {
+        let url = req.url()?;
+        let space = match SpaceName::from_path(url.path()) {
+            Ok(space) => space,
+            Err(error) => return api::json_error(400, &error.to_string()),
+        };
+        match req.method() {
+            Method::Get => {
+                let now = now();
+                let step = {
+                    let mut live = self.live()?;
+                    self.sweeping(&mut live, now, |live| live.space.tick(now))
+                };
+                self.carry_out(space.as_str(), step).await?;
+                let body = {
+                    let live = self.live()?;
+                    roster_json(
+                        &space,
+                        live.space.roster().leases().map(|l| l.client.clone()),
+                    )
+                };
+                api::json(200, &body)
+            }
+            _ => api::json_error(405, "Method not allowed"),
+        }
     }
 
     fn space_name(&self) -> String {
