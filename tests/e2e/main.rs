@@ -269,6 +269,11 @@ fn cases() -> Vec<Case> {
             [Edge]
         ),
         case!(
+            edge::held_update_is_sent_by_an_alarm_when_due_and_only_then,
+            Uses::Own,
+            [Edge]
+        ),
+        case!(
             edge::runtime_keeps_a_hibernatable_socket_closed_from_an_alarm_open,
             Uses::Own,
             [Edge]
