@@ -8,6 +8,7 @@
 //! connection and client. A woken object rebuilds its space from both.
 
 use std::cell::{RefCell, RefMut};
+use std::rc::Rc;
 
 use longhouse_core::{
     event_kind, roster_json, Auth, ClientId, CloseCode, ConnId, Disconnect, Frame, JoinRequest,
@@ -63,8 +64,49 @@ struct Settings {
 }
 
 /// The Durable Object class `Space` (binding `SPACES` in `wrangler.toml`).
+/// Its parts are shared (`Rc`) so that work outliving a handler, such as a
+/// webhook delivery, can hold them.
 #[durable_object]
-pub struct Space {
+pub struct Space(Rc<Inner>);
+
+impl DurableObject for Space {
+    fn new(state: State, env: Env) -> Self {
+        Space(Rc::new(Inner::new(state, env)))
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        self.0.fetch(req).await
+    }
+
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> Result<()> {
+        self.0.websocket_message(ws, message).await
+    }
+
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        code: usize,
+        reason: String,
+        was_clean: bool,
+    ) -> Result<()> {
+        self.0.websocket_close(ws, code, reason, was_clean).await
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, error: Error) -> Result<()> {
+        self.0.websocket_error(ws, error).await
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        self.0.alarm().await
+    }
+}
+
+/// What the object is made of.
+struct Inner {
     state: State,
     leases: LeaseTable,
     /// An unusable var makes the object refuse to serve, as the Worker does.
@@ -72,7 +114,7 @@ pub struct Space {
     live: RefCell<Option<Live>>,
 }
 
-impl DurableObject for Space {
+impl Inner {
     fn new(state: State, env: Env) -> Self {
         // Runs on first use and again on every wake from hibernation.
         let settings = crate::edge_config(&env).map(|edge| Settings {
@@ -260,7 +302,7 @@ impl DurableObject for Space {
     }
 }
 
-impl Space {
+impl Inner {
     /// The live space, rebuilt from storage and attachments after a wake.
     /// Only the handlers that have checked the settings call it.
     fn live(&self) -> Result<RefMut<'_, Live>> {
