@@ -8,7 +8,8 @@ use std::fmt;
 
 use longhouse_core::{
     parse_origins, DEFAULT_KEEPALIVE_MS, DEFAULT_MAX_CLIENTS_PER_SPACE, DEFAULT_MAX_MESSAGE_BYTES,
-    DEFAULT_MESSAGE_BURST, DEFAULT_MESSAGE_RATE, DEFAULT_PRESENCE_TTL_MS,
+    DEFAULT_MAX_STATE_BYTES, DEFAULT_MESSAGE_BURST, DEFAULT_MESSAGE_RATE, DEFAULT_PRESENCE_TTL_MS,
+    DEFAULT_UPDATE_INTERVAL_MS,
 };
 
 /// The vars the edge target reads, already validated.
@@ -18,6 +19,11 @@ pub struct EdgeConfig {
     pub presence_ttl_ms: u64,
     /// `MAX_MESSAGE_BYTES`: largest accepted frame in bytes.
     pub max_message_bytes: usize,
+    /// `MAX_STATE_BYTES`: largest state (as sent) or token `info`, bytes.
+    pub max_state_bytes: usize,
+    /// `UPDATE_INTERVAL_MS`: one client's updates reach the others at most
+    /// once per this many ms (0: every one).
+    pub update_interval_ms: u64,
     /// `MAX_CLIENTS_PER_SPACE`: leases per space, 0 for no limit.
     pub max_clients_per_space: usize,
     /// `MESSAGE_RATE`: messages a second per connection, 0 for no limit.
@@ -41,6 +47,8 @@ impl fmt::Debug for EdgeConfig {
         f.debug_struct("EdgeConfig")
             .field("presence_ttl_ms", &self.presence_ttl_ms)
             .field("max_message_bytes", &self.max_message_bytes)
+            .field("max_state_bytes", &self.max_state_bytes)
+            .field("update_interval_ms", &self.update_interval_ms)
             .field("max_clients_per_space", &self.max_clients_per_space)
             .field("message_rate", &self.message_rate)
             .field("message_burst", &self.message_burst)
@@ -138,6 +146,14 @@ impl EdgeConfig {
         Ok(Self {
             presence_ttl_ms: whole(&lookup, "PRESENCE_TTL", DEFAULT_PRESENCE_TTL_MS, 1)?,
             max_message_bytes: whole(&lookup, "MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES, 64)?,
+            // The smallest state is `{}`.
+            max_state_bytes: whole(&lookup, "MAX_STATE_BYTES", DEFAULT_MAX_STATE_BYTES, 2)?,
+            update_interval_ms: whole(
+                &lookup,
+                "UPDATE_INTERVAL_MS",
+                DEFAULT_UPDATE_INTERVAL_MS,
+                0,
+            )?,
             max_clients_per_space: whole(
                 &lookup,
                 "MAX_CLIENTS_PER_SPACE",
@@ -180,7 +196,12 @@ mod tests {
         assert_eq!(config.presence_ttl_ms, 60_000);
         assert_eq!(config.max_message_bytes, 4096);
         assert_eq!(config.max_clients(), Some(1000));
-        assert_eq!((config.message_rate, config.message_burst), (10, 20));
+        assert_eq!(
+            (config.message_rate, config.message_burst),
+            (DEFAULT_MESSAGE_RATE, DEFAULT_MESSAGE_BURST)
+        );
+        assert_eq!(config.max_state_bytes, 1024);
+        assert_eq!(config.update_interval_ms, 50);
         assert!(config.allowed_origins.is_empty());
         assert_eq!(config.auth_secret, None);
     }
@@ -192,6 +213,8 @@ mod tests {
             ("MAX_MESSAGE_BYTES", "64"),
             ("MAX_CLIENTS_PER_SPACE", "0"),
             ("MESSAGE_RATE", "5"),
+            ("MAX_STATE_BYTES", "2"),
+            ("UPDATE_INTERVAL_MS", "0"),
             ("ALLOWED_ORIGINS", "https://a.example, https://b.example"),
             ("AUTH_SECRET", "s3cret"),
         ]))
@@ -200,6 +223,7 @@ mod tests {
         assert_eq!(config.max_message_bytes, 64);
         assert_eq!(config.max_clients(), None);
         assert_eq!(config.message_rate, 5);
+        assert_eq!((config.max_state_bytes, config.update_interval_ms), (2, 0));
         assert_eq!(config.allowed_origins.len(), 2);
         assert_eq!(config.auth_secret.as_deref(), Some("s3cret"));
         assert!(!format!("{config:?}").contains("s3cret"));
@@ -216,6 +240,8 @@ mod tests {
             ("MAX_CLIENTS_PER_SPACE", "many"),
             ("MESSAGE_RATE", "-1"),
             ("MESSAGE_BURST", "twenty"),
+            ("MAX_STATE_BYTES", "1kB"),
+            ("UPDATE_INTERVAL_MS", "-50"),
         ] {
             let err = EdgeConfig::from_lookup(lookup(&[(var, value)])).unwrap_err();
             assert_eq!(
@@ -238,6 +264,7 @@ mod tests {
             ("PRESENCE_TTL", "0", 1),
             ("MESSAGE_BURST", "0", 1),
             ("MAX_MESSAGE_BYTES", "63", 64),
+            ("MAX_STATE_BYTES", "1", 2),
         ] {
             let err = EdgeConfig::from_lookup(lookup(&[(var, value)])).unwrap_err();
             assert_eq!((err.var, err.problem), (var, Problem::BelowMinimum(min)));

@@ -12,8 +12,8 @@ use std::rc::Rc;
 
 use longhouse_core::{
     event_kind, roster_json, Auth, ClientId, CloseCode, ConnId, Disconnect, Frame, JoinRequest,
-    Output, ServerMessage, Space as CoreSpace, SpaceConfig, SpaceName, Step, UnixMillis, PING_TEXT,
-    PONG_TEXT,
+    Output, RosterEvent, ServerMessage, Space as CoreSpace, SpaceConfig, SpaceName, Step,
+    UnixMillis, PING_TEXT, PONG_TEXT,
 };
 use serde::{Deserialize, Serialize};
 use worker::{
@@ -121,7 +121,8 @@ impl Inner {
             config: SpaceConfig {
                 ttl_ms: edge.presence_ttl_ms,
                 max_message_bytes: edge.max_message_bytes,
-                ..SpaceConfig::default()
+                max_state_bytes: edge.max_state_bytes,
+                update_interval_ms: edge.update_interval_ms,
             },
             auth: crate::auth(&edge),
             edge,
@@ -437,7 +438,12 @@ impl Inner {
                 }
             }
             self.leases.persist(&live.space, &step)?;
+            // Joins and leaves are logged; updates are not, since a cursor
+            // storm would make a log line per update.
             for event in &step.events {
+                if matches!(event.event, RosterEvent::Updated { .. }) {
+                    continue;
+                }
                 let client = event.event.client();
                 console_log!(
                     "{}",
