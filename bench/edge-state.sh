@@ -8,7 +8,9 @@
 # receiver, final states lost) and the CPU time of the Worker's workerd (the
 # one with the inspector, not wrangler's local proxy) over the storm, per
 # update and per delivered frame: an update's cost is proportional to its
-# recipients when the per-frame figure does not change with CLIENTS.
+# recipients when the per-frame figure does not change with CLIENTS. The
+# CPU time of the rest of `wrangler dev` (its proxy, which production does
+# not have) is reported beside it.
 set -u
 cd "$(dirname "$0")/.."
 clients=$1 senders=$2 rate=$3 secs=$4 port=${5:-8791}
@@ -20,9 +22,21 @@ read -r pgid _ <"$pidfile"
 worker=$(pgrep -g "$pgid" -f 'workerd serve.*--inspector-addr' | head -n1)
 echo "edge-state: $clients sockets, $senders senders x $rate Hz x $secs s; commit $(git rev-parse --short HEAD); $(date -u +%FT%TZ); load $(cut -d' ' -f1-3 /proc/loadavg)"
 report=$(mktemp)
-"$L" --server "127.0.0.1:$port" state --clients "$clients" --senders "$senders" \
-  --rate-hz "$rate" --secs "$secs" --server-pid "$worker" | tee "$report"
-status=${PIPESTATUS[0]}
+ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+others() { pgrep -g "$pgid" | grep -vx "$worker"; }
+group_ticks() { local t=0 p; for p in $(others); do t=$((t + $(ticks "$p"))); done; echo "$t"; }
+t0= t1=
+while IFS= read -r line; do
+  case $line in
+    state:*) t0=$(group_ticks) ;;
+    *"cpu: server"*) t1=$(group_ticks) ;;
+  esac
+  printf '%s\n' "$line" | tee -a "$report"
+done < <("$L" --server "127.0.0.1:$port" state --clients "$clients" --senders "$senders" \
+  --rate-hz "$rate" --secs "$secs" --server-pid "$worker"; echo "exit $?")
+status=$(sed -n 's/^exit //p' "$report")
+[ -n "$t0" ] && [ -n "$t1" ] &&
+  echo "the rest of wrangler dev (its local proxy workerd, node) over the storm: $(( (t1 - t0) * 10 )) ms of cpu"
 python3 - "$report" "$clients" <<'EOF'
 import json, sys
 # The load generator's report is its last line.
