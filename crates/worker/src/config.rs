@@ -36,6 +36,12 @@ pub struct EdgeConfig {
     pub auth_secret: Option<String>,
     /// `AUTH_SECRET_PREVIOUS`: also accepted, during a rotation.
     pub auth_secret_previous: Option<String>,
+    /// `ADMIN_TOKEN` (a Worker secret): the server API's bearer token;
+    /// unset, the API's `POST` and `DELETE` are 404.
+    pub admin_token: Option<String>,
+    /// `WEBHOOK_URL` and `WEBHOOK_SECRET` (a Worker secret): where member
+    /// events are POSTed and their signing key; `None` when unset.
+    pub webhook: Option<Webhook>,
     /// `TRACE_HANDLERS=1`: one log line per handler invocation and per
     /// rebuild after a wake, so tests can see what woke the object.
     pub trace_handlers: bool,
@@ -54,8 +60,26 @@ impl fmt::Debug for EdgeConfig {
             .field("message_burst", &self.message_burst)
             .field("allowed_origins", &self.allowed_origins)
             .field("auth", &self.auth_secret.is_some())
+            .field("admin_token", &self.admin_token.is_some())
+            .field("webhook", &self.webhook)
             .field("trace_handlers", &self.trace_handlers)
             .finish()
+    }
+}
+
+/// Where member events go (section 14).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// `WEBHOOK_URL`.
+    pub url: String,
+    /// `WEBHOOK_SECRET`, the HMAC key of the signature header.
+    pub secret: String,
+}
+
+impl fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the secret.
+        f.debug_struct("Webhook").field("url", &self.url).finish()
     }
 }
 
@@ -69,6 +93,8 @@ pub enum Problem {
     BelowMinimum(u64),
     /// A whole number beyond what the setting can hold.
     TooLarge,
+    /// Unset, though the named var is set and needs it.
+    RequiredWith(&'static str),
 }
 
 impl fmt::Display for Problem {
@@ -77,6 +103,7 @@ impl fmt::Display for Problem {
             Problem::NotAWholeNumber => f.write_str("expected a whole number"),
             Problem::BelowMinimum(min) => write!(f, "expected a whole number, at least {min}"),
             Problem::TooLarge => f.write_str("too large"),
+            Problem::RequiredWith(other) => write!(f, "required when {other} is set"),
         }
     }
 }
@@ -96,7 +123,8 @@ pub struct ConfigError {
 
 impl ConfigError {
     /// What HTTP callers and clients are told while the Worker refuses to
-    /// serve. Only whole-number vars are validated, so no secret is echoed.
+    /// serve. Only whole-number vars and missing ones are refused, so no
+    /// secret is echoed.
     pub fn public_message(&self) -> String {
         format!("Server misconfigured: {self}")
     }
@@ -167,6 +195,18 @@ impl EdgeConfig {
                 .unwrap_or_default(),
             auth_secret: get("AUTH_SECRET"),
             auth_secret_previous: get("AUTH_SECRET_PREVIOUS"),
+            admin_token: get("ADMIN_TOKEN"),
+            webhook: match (get("WEBHOOK_URL"), get("WEBHOOK_SECRET")) {
+                (Some(url), Some(secret)) => Some(Webhook { url, secret }),
+                (Some(_), None) => {
+                    return Err(ConfigError {
+                        var: "WEBHOOK_SECRET",
+                        value: String::new(),
+                        problem: Problem::RequiredWith("WEBHOOK_URL"),
+                    })
+                }
+                (None, _) => None,
+            },
             trace_handlers: get("TRACE_HANDLERS").is_some_and(|v| v.trim() == "1"),
         })
     }
@@ -295,6 +335,40 @@ mod tests {
             (1, 1, 64)
         );
         assert_eq!(config.message_rate, 0);
+    }
+
+    #[test]
+    fn admin_token_and_webhook_are_read_and_never_printed() {
+        let config = EdgeConfig::from_lookup(lookup(&[
+            ("ADMIN_TOKEN", "adm1n"),
+            ("WEBHOOK_URL", "http://127.0.0.1:9/hook"),
+            ("WEBHOOK_SECRET", "wh-s3cret"),
+        ]))
+        .unwrap();
+        assert_eq!(config.admin_token.as_deref(), Some("adm1n"));
+        let webhook = config.webhook.clone().unwrap();
+        assert_eq!(
+            (webhook.url.as_str(), webhook.secret.as_str()),
+            ("http://127.0.0.1:9/hook", "wh-s3cret")
+        );
+        let printed = format!("{config:?}");
+        assert!(
+            !printed.contains("adm1n") && !printed.contains("wh-s3cret"),
+            "{printed}"
+        );
+        let off = EdgeConfig::from_lookup(lookup(&[("WEBHOOK_SECRET", "s")])).unwrap();
+        assert_eq!((off.admin_token, off.webhook), (None, None));
+    }
+
+    #[test]
+    fn a_webhook_url_without_its_secret_is_refused() {
+        let err =
+            EdgeConfig::from_lookup(lookup(&[("WEBHOOK_URL", "http://127.0.0.1:9/")])).unwrap_err();
+        assert_eq!(
+            (err.var, err.problem),
+            ("WEBHOOK_SECRET", Problem::RequiredWith("WEBHOOK_URL"))
+        );
+        assert!(err.public_message().contains("WEBHOOK_SECRET"), "{err}");
     }
 
     #[test]
