@@ -17,7 +17,7 @@ use longhouse_core::{
 };
 use serde::{Deserialize, Serialize};
 use worker::{
-    console_error, console_log, durable_object, js_sys, DurableObject, Env, Error, Method, Request,
+    console_error, console_log, durable_object, DurableObject, Env, Error, Method, Request,
     Response, Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
     WebSocketRequestResponsePair,
 };
@@ -412,21 +412,11 @@ impl Inner {
     async fn carry_out(&self, space: &str, step: Step) -> Result<()> {
         let alarm = {
             let mut live = self.live()?;
-            // The JavaScript string of the text last sent, by the address of
-            // its `Arc`: a broadcast's sends share one `Arc` and come one
-            // after another, so its text crosses into JavaScript once.
-            let mut shared: Option<(*const u8, js_sys::JsString)> = None;
             for output in &step.outputs {
                 match output {
                     Output::Send { conn, text } => {
                         if let Some(ws) = live.sockets.get(*conn) {
-                            let key = text.as_ptr();
-                            if shared.as_ref().map(|(k, _)| *k) != Some(key) {
-                                shared = Some((key, js_sys::JsString::from(&**text)));
-                            }
-                            if let Some((_, js)) = &shared {
-                                let _ = ffi::send_shared(ws, js);
-                            }
+                            let _ = ws.send_with_str(text);
                         }
                     }
                     Output::Close { conn, code } => {
