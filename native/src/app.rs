@@ -30,6 +30,8 @@ pub struct AppState {
     pub conn_ids: Arc<ConnIds>,
     /// Every socket task, so shutdown can wait for their close frames.
     pub sockets: TaskTracker,
+    /// The server API's token (`ADMIN_TOKEN`).
+    pub admin: longhouse_core::api::AdminToken,
 }
 
 /// The router.

@@ -5,6 +5,7 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use longhouse_core::api::{authorize, Access, ApiError, Method};
 use longhouse_core::{roster_json, roster_token, ServerMessage, SpaceName};
 use tracing::warn;
 
@@ -32,7 +33,24 @@ pub async fn space(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
     if !wants_json(&headers) {
         return crate::app::upgrade_required().await;
     }
-    roster(&state, uri.path(), uri.query()).await
+    let access = match authorize(&state.admin, Method::Get, authorization(&headers)) {
+        Ok(access) => access,
+        Err(e) => return api_error(&e),
+    };
+    roster(&state, uri.path(), uri.query(), access).await
+}
+
+/// The `Authorization` header's value; one that is not text is still a
+/// header (and so a wrong token).
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or(""))
+}
+
+fn api_error(e: &ApiError) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    json(status, e.body())
 }
 
 fn wants_json(headers: &HeaderMap) -> bool {
@@ -48,20 +66,23 @@ fn wants_json(headers: &HeaderMap) -> bool {
         })
 }
 
-/// `GET /{space}` as JSON: the same space and token rules as a join.
-async fn roster(state: &AppState, path: &str, query: Option<&str>) -> Response {
+/// `GET /{space}` as JSON: with the admin token, any space; else the same
+/// space and token rules as a join.
+async fn roster(state: &AppState, path: &str, query: Option<&str>, access: Access) -> Response {
     let space = match SpaceName::from_path(path) {
         Ok(s) => s,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
-    let token = roster_token(query);
-    if let Err(e) = state
-        .settings
-        .limits
-        .auth
-        .authorize(&space, None, token.as_deref(), now())
-    {
-        return error(StatusCode::UNAUTHORIZED, &format!("Unauthorized: {e}"));
+    if access == Access::JoinRules {
+        let token = roster_token(query);
+        if let Err(e) = state
+            .settings
+            .limits
+            .auth
+            .authorize(&space, None, token.as_deref(), now())
+        {
+            return error(StatusCode::UNAUTHORIZED, &format!("Unauthorized: {e}"));
+        }
     }
     match state.settings.store.roster(&space).await {
         Ok(clients) => json(StatusCode::OK, roster_json(&space, clients)),

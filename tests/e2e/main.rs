@@ -25,6 +25,7 @@ mod resume;
 mod shutdown;
 mod support;
 mod trust;
+mod webhooks;
 mod welcome;
 
 use std::future::Future;
@@ -365,6 +366,42 @@ fn cases() -> Vec<Case> {
             hostile::server_survives_hostile_clients_and_observer_loses_nothing,
             Uses::Own,
             [NativeLimits]
+        ),
+        // 14. Webhooks
+        case!(
+            webhooks::each_event_type_signed_and_shaped,
+            Uses::Own,
+            [Webhooks]
+        ),
+        case!(
+            webhooks::none_for_a_second_tab_a_resume_or_a_replacement,
+            Uses::Own,
+            [Webhooks]
+        ),
+        case!(
+            webhooks::expiry_is_member_left_with_reason_expired,
+            Uses::Own,
+            [Webhooks]
+        ),
+        case!(
+            webhooks::failing_receiver_gets_the_same_ids_again_with_backoff,
+            Uses::Own,
+            [Webhooks]
+        ),
+        case!(
+            webhooks::order_within_a_space_is_kept,
+            Uses::Own,
+            [Webhooks]
+        ),
+        case!(
+            webhooks::receiver_down_then_back_gets_every_event,
+            Uses::Own,
+            [Webhooks]
+        ),
+        case!(
+            webhooks::first_attempt_within_one_second,
+            Uses::Own,
+            [Webhooks]
         ),
         // 9. Configuration
         case!(
