@@ -78,6 +78,7 @@ async fn run(config: Config) -> std::io::Result<()> {
     let space_config = SpaceConfig {
         ttl_ms: config.ttl_ms,
         max_message_bytes: config.max_message_bytes,
+        ..SpaceConfig::default()
     };
     let webhooks = config
         .webhook()

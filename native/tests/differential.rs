@@ -192,11 +192,7 @@ impl Run<'_> {
                     }
                 };
                 let identity = IDENTITIES[*identity];
-                let client = ClientInfo {
-                    id: id.clone(),
-                    identity: identity.to_owned(),
-                    joined_at: t,
-                };
+                let client = ClientInfo::new(id.clone(), identity, t);
                 let mut events = self.roster.sweep(t);
                 let status = match self.roster.join_limited(
                     identity,
@@ -262,6 +258,7 @@ impl Run<'_> {
                     StoreOp::Leave {
                         id,
                         holder: holder(*h),
+                        last: None,
                     },
                     at,
                 )?;

@@ -51,11 +51,13 @@ impl LeaseTable {
             .to_array()?;
         let leases = rows.into_iter().filter_map(|r| {
             Some(Lease {
-                client: ClientInfo {
-                    id: ClientId::parse(&r.id).ok()?,
-                    identity: r.identity,
-                    joined_at: millis(r.joined_at),
-                },
+                // State, info and username are not stored here yet
+                // (issue 11, the edge's part).
+                client: ClientInfo::new(
+                    ClientId::parse(&r.id).ok()?,
+                    r.identity,
+                    millis(r.joined_at),
+                ),
                 holder: ConnId(r.holder.parse().ok()?),
                 expires_at: millis(r.expires_at),
             })

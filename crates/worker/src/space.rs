@@ -78,6 +78,7 @@ impl DurableObject for Space {
             config: SpaceConfig {
                 ttl_ms: edge.presence_ttl_ms,
                 max_message_bytes: edge.max_message_bytes,
+                ..SpaceConfig::default()
             },
             auth: crate::auth(&edge),
             edge,

@@ -94,7 +94,7 @@ impl RedisStore {
     pub(in crate::store) fn shutdown(self: &Arc<Self>) {
         self.stopping.store(true, Ordering::SeqCst);
         for driver in self.drivers() {
-            self.input(&driver, SharedSpace::shutdown);
+            self.input(&driver, |m| m.shutdown(now()));
         }
     }
 
@@ -290,7 +290,9 @@ fn holder_of(op: &StoreOp) -> Option<ConnId> {
     match op {
         StoreOp::Join { holder, .. }
         | StoreOp::Renew { holder, .. }
-        | StoreOp::Leave { holder, .. } => Some(*holder),
+        | StoreOp::Leave { holder, .. }
+        | StoreOp::Update { holder, .. } => Some(*holder),
+        StoreOp::Relay { from, .. } => from.as_ref().map(|(_, holder)| *holder),
         StoreOp::Sweep | StoreOp::Resync { .. } => None,
     }
 }

@@ -8,13 +8,19 @@ use std::sync::Arc;
 use crate::client_id::ClientId;
 use crate::close::CloseCode;
 use crate::conn_id::ConnId;
-use crate::defaults::DEFAULT_MAX_HELD_EVENTS;
+use crate::defaults::{DEFAULT_MAX_HELD_EVENTS, DEFAULT_MAX_STATE_BYTES};
 use crate::error_kind::ErrorKind;
-use crate::inbound::{decode, ClientMessage, Frame};
+use crate::inbound::{decode_limited, ClientMessage, Frame};
 use crate::join::JoinError;
-use crate::output::{Command, Disconnect, Output};
+use crate::json::Json;
+use crate::output::{Command, Disconnect, Output, Relay};
 use crate::roster::{LeaveCause, RosterEvent, Sequenced};
+use crate::time::UnixMillis;
 use crate::wire::{ClientInfo, ServerMessage};
+
+mod coalesce;
+
+use coalesce::Coalescer;
 
 #[derive(Debug, Clone)]
 struct Conn {
@@ -62,6 +68,12 @@ pub struct Hub {
     recent: VecDeque<(u64, u64)>,
     contradicted: bool,
     max_message_bytes: usize,
+    max_state_bytes: usize,
+    /// Updates held back per socket (section 10's coalescing).
+    coalescer: Coalescer,
+    /// Relayed messages published ahead of what the view has applied:
+    /// (sequence to wait for, sender, text), in arrival order.
+    relays: VecDeque<(u64, Option<ClientId>, Arc<str>)>,
 }
 
 /// How many applied events' fingerprints a hub keeps.
@@ -90,7 +102,19 @@ impl Hub {
             recent: VecDeque::new(),
             contradicted: false,
             max_message_bytes,
+            max_state_bytes: DEFAULT_MAX_STATE_BYTES,
+            coalescer: Coalescer::new(0),
+            relays: VecDeque::new(),
         }
+    }
+
+    /// States of at most `max_state_bytes` (`MAX_STATE_BYTES`), one
+    /// socket's updates sent at most once per `update_interval_ms`
+    /// (`UPDATE_INTERVAL_MS`; 0: every one).
+    pub fn with_updates(mut self, max_state_bytes: usize, update_interval_ms: u64) -> Self {
+        self.max_state_bytes = max_state_bytes;
+        self.coalescer = Coalescer::new(update_interval_ms);
+        self
     }
 
     /// Holds at most `max_held` events behind a gap (at least one).
@@ -147,13 +171,13 @@ impl Hub {
         } else {
             CloseCode::LeaseExpired
         };
-        self.conns.remove(&conn);
+        self.drop_conn(conn);
         out.push(Output::Close { conn, code });
     }
 
     /// Refuses a joining socket: the error, then close 1008.
     pub fn refuse(&mut self, conn: ConnId, error: &JoinError, out: &mut Vec<Output>) {
-        self.conns.remove(&conn);
+        self.drop_conn(conn);
         refuse(conn, error, out);
     }
 
@@ -272,6 +296,7 @@ impl Hub {
         }
         self.overflowed = false;
         self.drain(out);
+        self.release_relays(out);
     }
 
     /// Brings the view to a snapshot of another history (the store lost
@@ -296,6 +321,11 @@ impl Hub {
         self.contradicted = false;
         self.diff(snapshot, seq, out);
         self.applied = seq;
+        // Their numbers are of the old history: shown now, to whoever sees
+        // their senders.
+        for (_, from, text) in std::mem::take(&mut self.relays) {
+            self.deliver(from.as_ref(), &text, out);
+        }
     }
 
     fn drain(&mut self, out: &mut Vec<Output>) {
@@ -307,6 +337,7 @@ impl Hub {
             self.recent.push_back((self.applied, fingerprint(&event)));
             self.apply_in_order(event, out);
         }
+        self.release_relays(out);
     }
 
     /// Tells local sockets what separates their view from `snapshot`.
@@ -325,7 +356,7 @@ impl Hub {
             .view
             .values()
             // Gone, or replaced by another lease under the same id.
-            .filter(|c| truth.get(&c.id).is_none_or(|(t, _)| t != *c))
+            .filter(|c| truth.get(&c.id).is_none_or(|(t, _)| !t.same_lease(c)))
             .cloned()
             .collect();
         for client in gone {
@@ -336,7 +367,28 @@ impl Hub {
             if let Some(conn) = holder {
                 self.expire_local(conn, out);
             }
-            self.broadcast(&client.id, &ServerMessage::RemoteLeave(client.clone()), out);
+            // Why is not known; a lease that ended unheard most likely ran out.
+            let leave = ServerMessage::RemoteLeave {
+                client: client.clone(),
+                reason: LeaveCause::Expired,
+            };
+            self.broadcast(&client.id, &leave, out);
+        }
+
+        // Leases in view whose record changed unheard: one update each.
+        let mut changed: Vec<&ClientInfo> = truth
+            .values()
+            .map(|(c, _)| c)
+            .filter(|c| self.view.get(&c.id).is_some_and(|v| v != *c))
+            .collect();
+        changed.sort_by(|a, b| (a.joined_at, &a.id).cmp(&(b.joined_at, &b.id)));
+        for client in changed {
+            self.view.insert(client.id.clone(), client.clone());
+            self.broadcast(
+                &client.id,
+                &ServerMessage::RemoteUpdate(client.clone()),
+                out,
+            );
         }
 
         let mut arrived: Vec<&ClientInfo> = truth
@@ -366,7 +418,7 @@ impl Hub {
         }
         closed.sort_by_key(|(conn, _)| *conn);
         for (conn, code) in closed {
-            let c = self.conns.remove(&conn).expect("listed above");
+            let c = self.drop_conn(conn).expect("listed above");
             if code == CloseCode::LeaseExpired && c.joined {
                 send(conn, ServerMessage::Expired.encode(), out);
             }
@@ -381,24 +433,66 @@ impl Hub {
     /// Handles one frame from a socket: the roster change it asks for (a
     /// renewal, or the end of the lease when the frame forces a close) and
     /// the kind of error it was refused with.
-    pub fn frame(&mut self, conn: ConnId, frame: Frame<'_>, out: &mut Vec<Output>) -> Framed {
+    ///
+    /// An update is coalesced (see [`Hub::with_updates`]): it may come back
+    /// later, from [`Hub::due_updates`], or with the socket's leave.
+    pub fn frame(
+        &mut self,
+        conn: ConnId,
+        frame: Frame<'_>,
+        now: UnixMillis,
+        out: &mut Vec<Output>,
+    ) -> Framed {
         let Some(c) = self.conns.get(&conn) else {
             return Framed::default();
         };
         let id = c.id.clone();
-        match decode(frame, self.max_message_bytes) {
-            Ok(ClientMessage::Ping) => Framed {
-                command: Some(Command::Renew { id, holder: conn }),
-                error: None,
-            },
+        let joined = c.joined;
+        let message = decode_limited(frame, self.max_message_bytes, self.max_state_bytes);
+        let command = |command| Framed {
+            command: Some(command),
+            error: None,
+        };
+        match message {
+            Ok(ClientMessage::Ping) => command(Command::Renew { id, holder: conn }),
+            Ok(ClientMessage::Update { state }) => {
+                match self.coalescer.offer(conn, state, joined, now) {
+                    Some(state) => command(Command::Update {
+                        id,
+                        holder: conn,
+                        state,
+                    }),
+                    None => Framed::default(),
+                }
+            }
+            // Relayed only once the sender is welcomed: before, nobody may
+            // have seen it join.
+            Ok(ClientMessage::Broadcast { .. } | ClientMessage::Cursor { .. }) if !joined => {
+                Framed::default()
+            }
+            Ok(ClientMessage::Broadcast { data }) => command(Command::Relay {
+                id,
+                holder: conn,
+                relay: Relay::Broadcast(data),
+            }),
+            Ok(ClientMessage::Cursor { fields }) => command(Command::Relay {
+                id,
+                holder: conn,
+                relay: Relay::Cursor(fields),
+            }),
             Err(error) => {
                 if error.has_message() {
                     send(conn, ServerMessage::Error(error.to_string()).encode(), out);
                 }
                 let command = error.close_code().map(|code| {
-                    self.conns.remove(&conn);
+                    let held = self.coalescer.take(conn);
+                    self.drop_conn(conn);
                     out.push(Output::Close { conn, code });
-                    Command::Leave { id, holder: conn }
+                    Command::Leave {
+                        id,
+                        holder: conn,
+                        held,
+                    }
                 });
                 Framed {
                     command,
@@ -408,34 +502,163 @@ impl Hub {
         }
     }
 
-    /// Forgets a socket that closed; a clean close ends its lease.
+    /// Forgets a socket that closed; a clean close ends its lease (with
+    /// the update it held, if any), a lost one sends the update it held
+    /// (the lease runs on, and the latest state is never lost).
     pub fn closed(&mut self, conn: ConnId, how: Disconnect) -> Option<Command> {
-        let c = self.conns.remove(&conn)?;
+        let held = self.coalescer.take(conn);
+        let c = self.drop_conn(conn)?;
         match how {
             Disconnect::Clean => Some(Command::Leave {
                 id: c.id,
                 holder: conn,
+                held,
             }),
-            Disconnect::Lost => None,
+            Disconnect::Lost => held.map(|state| Command::Update {
+                id: c.id,
+                holder: conn,
+                state,
+            }),
         }
+    }
+
+    /// The updates held back that are due at `now`, to carry out like a
+    /// frame's command; see [`Hub::next_deadline`].
+    pub fn due_updates(&mut self, now: UnixMillis) -> Vec<Command> {
+        self.coalescer
+            .take_due(now)
+            .into_iter()
+            .filter_map(|(conn, state)| {
+                let id = self.conns.get(&conn)?.id.clone();
+                Some(Command::Update {
+                    id,
+                    holder: conn,
+                    state,
+                })
+            })
+            .collect()
+    }
+
+    /// When a held update is due (call [`Hub::due_updates`] then).
+    pub fn next_deadline(&self) -> Option<UnixMillis> {
+        self.coalescer.next_deadline()
     }
 
     /// Closes one socket with `code` and keeps its lease (1011 on an
-    /// internal error): it behaves as a lost connection.
-    pub fn evict(&mut self, conn: ConnId, code: CloseCode, out: &mut Vec<Output>) {
-        if self.conns.remove(&conn).is_some() {
-            out.push(Output::Close { conn, code });
+    /// internal error): it behaves as a lost connection, so an update it
+    /// held comes back to be sent.
+    pub fn evict(
+        &mut self,
+        conn: ConnId,
+        code: CloseCode,
+        out: &mut Vec<Output>,
+    ) -> Option<Command> {
+        let held = self.coalescer.take(conn);
+        let c = self.drop_conn(conn)?;
+        out.push(Output::Close { conn, code });
+        held.map(|state| Command::Update {
+            id: c.id,
+            holder: conn,
+            state,
+        })
+    }
+
+    /// Closes every socket with 1012, keeping the leases, for a restart;
+    /// the updates they held come back to be stored, so that the clients
+    /// resume with their latest state.
+    pub fn shutdown(&mut self, out: &mut Vec<Output>) -> Vec<Command> {
+        let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        conns.sort();
+        let mut held = Vec::new();
+        for conn in conns {
+            if let Some(state) = self.coalescer.take(conn) {
+                let id = self.conns[&conn].id.clone();
+                held.push(Command::Update {
+                    id,
+                    holder: conn,
+                    state,
+                });
+            }
+            self.drop_conn(conn);
+            out.push(Output::Close {
+                conn,
+                code: CloseCode::ServiceRestart,
+            });
+        }
+        held
+    }
+
+    /// Relays a client's broadcast or cursor to every other welcomed
+    /// socket, if the sender is in the view (everyone here has then seen
+    /// it join; a sender that left is no one to relay for).
+    pub fn relay(&self, from: &ClientId, relay: &Relay, out: &mut Vec<Output>) {
+        if self.view.contains_key(from) {
+            self.broadcast(from, &relay.message(from), out);
         }
     }
 
-    /// Closes every socket with 1012, keeping the leases, for a restart.
-    pub fn shutdown(&mut self, out: &mut Vec<Output>) {
-        let mut conns: Vec<ConnId> = self.conns.drain().map(|(c, _)| c).collect();
-        conns.sort();
-        out.extend(conns.into_iter().map(|conn| Output::Close {
-            conn,
-            code: CloseCode::ServiceRestart,
-        }));
+    /// A relayed message from the shared store's channel, published when
+    /// the space stood at sequence `after`: shown now if the view has
+    /// applied that much, else once it has (so nobody sees a message from
+    /// a sender it has not seen join), to every welcomed socket but the
+    /// sender's, and only if the sender (`None`: the server API) is in the
+    /// view. Held messages are bounded like held events.
+    pub fn relayed(
+        &mut self,
+        after: u64,
+        from: Option<ClientId>,
+        text: Arc<str>,
+        out: &mut Vec<Output>,
+    ) {
+        if after <= self.applied {
+            self.deliver(from.as_ref(), &text, out);
+            return;
+        }
+        if self.relays.len() >= self.max_held {
+            self.relays.pop_front();
+        }
+        self.relays.push_back((after, from, text));
+    }
+
+    fn release_relays(&mut self, out: &mut Vec<Output>) {
+        while self
+            .relays
+            .front()
+            .is_some_and(|(after, _, _)| *after <= self.applied)
+        {
+            let (_, from, text) = self.relays.pop_front().expect("checked");
+            self.deliver(from.as_ref(), &text, out);
+        }
+    }
+
+    fn deliver(&self, from: Option<&ClientId>, text: &Arc<str>, out: &mut Vec<Output>) {
+        if from.is_some_and(|id| !self.view.contains_key(id)) {
+            return;
+        }
+        for (&conn, c) in &self.conns {
+            if c.joined && Some(&c.id) != from {
+                out.push(Output::Send {
+                    conn,
+                    text: text.clone(),
+                });
+            }
+        }
+    }
+
+    /// Sends a broadcast of the server API (`from: null`) to every
+    /// welcomed socket.
+    pub fn server_broadcast(&self, data: &Json, out: &mut Vec<Output>) {
+        let message = ServerMessage::Broadcast {
+            from: None,
+            data: data.clone(),
+        };
+        let mut text: Option<Arc<str>> = None;
+        for (&conn, c) in &self.conns {
+            if c.joined {
+                let text = text.get_or_insert_with(|| message.encode()).clone();
+                out.push(Output::Send { conn, text });
+            }
+        }
     }
 
     /// The roster as local sockets know it, in welcome order.
@@ -492,7 +715,7 @@ impl Hub {
                 // New to the view only after a resync that missed the join.
                 self.arrive(client, out);
                 if replaced != holder && self.conns.get(&replaced).is_some_and(|c| c.id == id) {
-                    self.conns.remove(&replaced);
+                    self.drop_conn(replaced);
                     out.push(Output::Close {
                         conn: replaced,
                         code: CloseCode::Replaced,
@@ -506,6 +729,18 @@ impl Hub {
                     self.welcome(holder, out);
                 }
             }
+            RosterEvent::Updated { client, .. } => match self.view.get(&client.id) {
+                Some(seen) if seen.same_lease(&client) => {
+                    if *seen != client {
+                        let id = client.id.clone();
+                        self.view.insert(id.clone(), client.clone());
+                        self.broadcast(&id, &ServerMessage::RemoteUpdate(client), out);
+                    }
+                }
+                // Not seen joining (only in a history that contradicts
+                // itself): as good as a join.
+                _ => self.arrive(client, out),
+            },
             RosterEvent::Left {
                 client,
                 holder,
@@ -514,15 +749,33 @@ impl Hub {
                 if self.conns.get(&holder).is_some_and(|c| c.id == client.id) {
                     match cause {
                         LeaveCause::Expired => self.expire_local(holder, out),
+                        LeaveCause::Removed => {
+                            self.drop_conn(holder);
+                            send(holder, ServerMessage::Removed.encode(), out);
+                            out.push(Output::Close {
+                                conn: holder,
+                                code: CloseCode::Removed,
+                            });
+                        }
                         LeaveCause::Closed => {
-                            self.conns.remove(&holder);
+                            self.drop_conn(holder);
                         }
                     }
                 }
-                // The record sockets saw join is the one that leaves (they
-                // differ only in a history that contradicts itself).
+                // The lease sockets saw join is the one that leaves, shown
+                // with its latest record (a state flushed into the leave).
                 if let Some(seen) = self.view.remove(&client.id) {
-                    self.broadcast(&client.id, &ServerMessage::RemoteLeave(seen), out);
+                    let id = client.id.clone();
+                    let client = if seen.same_lease(&client) {
+                        client
+                    } else {
+                        seen
+                    };
+                    let leave = ServerMessage::RemoteLeave {
+                        client,
+                        reason: cause,
+                    };
+                    self.broadcast(&id, &leave, out);
                 }
             }
         }
@@ -537,8 +790,15 @@ impl Hub {
         let id = client.id.clone();
         match self.view.insert(id.clone(), client.clone()) {
             Some(old) if old == client => {}
+            Some(old) if old.same_lease(&client) => {
+                self.broadcast(&id, &ServerMessage::RemoteUpdate(client), out);
+            }
             Some(old) => {
-                self.broadcast(&id, &ServerMessage::RemoteLeave(old), out);
+                let leave = ServerMessage::RemoteLeave {
+                    client: old,
+                    reason: LeaveCause::Expired,
+                };
+                self.broadcast(&id, &leave, out);
                 self.broadcast(&id, &ServerMessage::RemoteJoin(client), out);
             }
             None => self.broadcast(&id, &ServerMessage::RemoteJoin(client), out),
@@ -551,6 +811,7 @@ impl Hub {
         };
         c.joined = true;
         let id = c.id.clone();
+        self.coalescer.welcomed(conn);
         let text = ServerMessage::Welcome {
             id,
             clients: self.view(),
@@ -560,13 +821,19 @@ impl Hub {
     }
 
     fn expire_local(&mut self, conn: ConnId, out: &mut Vec<Output>) {
-        if self.conns.remove(&conn).is_some() {
+        if self.drop_conn(conn).is_some() {
             send(conn, ServerMessage::Expired.encode(), out);
             out.push(Output::Close {
                 conn,
                 code: CloseCode::LeaseExpired,
             });
         }
+    }
+
+    /// Forgets a socket, and any update it held.
+    fn drop_conn(&mut self, conn: ConnId) -> Option<Conn> {
+        self.coalescer.take(conn);
+        self.conns.remove(&conn)
     }
 
     fn joined_conn_of(&self, id: &ClientId) -> Option<ConnId> {
