@@ -2,12 +2,15 @@
 //! and a space's roster as JSON (`GET /{space}` with `Accept:
 //! application/json`).
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use longhouse_core::api::{authorize, Access, ApiError, Method};
+use longhouse_core::api::{
+    authorize, parse_broadcast, removed_json, Access, ApiError, KickTarget, Method,
+};
 use longhouse_core::{roster_json, roster_token, ServerMessage, SpaceName};
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::app::AppState;
 use crate::clock::now;
@@ -51,6 +54,61 @@ fn authorization(headers: &HeaderMap) -> Option<&str> {
 fn api_error(e: &ApiError) -> Response {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
     json(status, e.body())
+}
+
+/// `POST /{space}` (server API): `{"data":…}` to every client of the
+/// space, `from: null`; 202.
+pub async fn broadcast(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(e) = authorize(&state.admin, Method::Post, authorization(&headers)) {
+        return api_error(&e);
+    }
+    let space = match SpaceName::from_path(uri.path()) {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let data = match parse_broadcast(&body, state.max_message_bytes) {
+        Ok(data) => data,
+        Err(e) => return api_error(&e),
+    };
+    match state.settings.store.broadcast(&space, &data).await {
+        Ok(()) => {
+            info!(
+                space = space.as_str(),
+                bytes = data.len(),
+                "server broadcast"
+            );
+            json(StatusCode::ACCEPTED, "{}".to_owned())
+        }
+        Err(e) => error(StatusCode::NOT_IMPLEMENTED, &e.to_string()),
+    }
+}
+
+/// `DELETE /{space}?id=…` or `?identity=…` (server API): those leases end
+/// now; `{"removed":N}`.
+pub async fn kick(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
+    if let Err(e) = authorize(&state.admin, Method::Delete, authorization(&headers)) {
+        return api_error(&e);
+    }
+    let space = match SpaceName::from_path(uri.path()) {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let target = match KickTarget::parse(uri.query()) {
+        Ok(t) => t,
+        Err(e) => return api_error(&e),
+    };
+    match state.settings.store.kick(&space, &target).await {
+        Ok(removed) => {
+            info!(space = space.as_str(), removed, "kick");
+            json(StatusCode::OK, removed_json(removed))
+        }
+        Err(e) => error(StatusCode::NOT_IMPLEMENTED, &e.to_string()),
+    }
 }
 
 fn wants_json(headers: &HeaderMap) -> bool {

@@ -9,6 +9,7 @@
 //! Test names are `<protocol area>::<what is checked>`; see each module for
 //! the PROTOCOL.md section it covers.
 
+mod api;
 mod closes;
 mod config;
 mod connect;
@@ -367,6 +368,37 @@ fn cases() -> Vec<Case> {
             Uses::Own,
             [NativeLimits]
         ),
+        // 14. The server API
+        case!(
+            api::without_admin_token_post_and_delete_are_404,
+            DEFAULT,
+            [ServerApi]
+        ),
+        case!(
+            api::every_status_code_with_an_admin_token,
+            Uses::Shared(api::ADMIN),
+            [ServerApi]
+        ),
+        case!(
+            api::server_broadcast_reaches_every_client_from_null,
+            Uses::Shared(api::ADMIN),
+            [ServerApi]
+        ),
+        case!(
+            api::kick_by_id_closes_4003_others_see_removed_and_it_can_rejoin,
+            Uses::Shared(api::ADMIN),
+            [ServerApi]
+        ),
+        case!(
+            api::kick_by_identity_removes_every_tab,
+            Uses::Shared(api::ADMIN),
+            [ServerApi]
+        ),
+        case!(
+            api::roster_with_the_admin_token_needs_no_join_token,
+            Uses::Shared(api::ADMIN_AND_AUTH),
+            [ServerApi]
+        ),
         // 14. Webhooks
         case!(
             webhooks::each_event_type_signed_and_shaped,
@@ -402,6 +434,11 @@ fn cases() -> Vec<Case> {
             webhooks::first_attempt_within_one_second,
             Uses::Own,
             [Webhooks]
+        ),
+        case!(
+            webhooks::kick_is_member_left_with_reason_removed,
+            Uses::Own,
+            [Webhooks, ServerApi]
         ),
         // 9. Configuration
         case!(

@@ -310,3 +310,37 @@ pub async fn first_attempt_within_one_second(cx: &Ctx) -> Result<()> {
     ensure!(max < Duration::from_secs(1), "first attempt after {max:?}");
     Ok(())
 }
+
+/// A kick ends the member with `"reason":"removed"`.
+pub async fn kick_is_member_left_with_reason_removed(cx: &Ctx) -> Result<()> {
+    let (receiver, dep) = with_receiver(cx, crate::api::ADMIN).await?;
+    let space = cx.space();
+    let ann = unique("ann");
+    let mut a = join(&dep, &space, &ann).await?;
+    let path = format!("/{space}?identity={ann}");
+    let auth = format!("Bearer {}", crate::api::TOKEN);
+    let r = longhouse_e2e::http::request(
+        &dep.http_base(),
+        "DELETE",
+        &path,
+        &[("Authorization", &auth)],
+        None,
+    )
+    .await?;
+    ensure!(r.status == 200, "DELETE: {} {}", r.status, r.body_text());
+    let v = a.recv_json().await?;
+    ensure!(v["error"] == "Removed", "kicked socket got {v}");
+    a.expect_close(4003).await?;
+    let events = receiver.wait_for_delivered(4, SOON).await?;
+    ensure!(
+        summary(&events)
+            == vec![
+                ev("space.occupied", None, None),
+                ev("member.joined", Some(&ann), None),
+                ev("member.left", Some(&ann), Some("removed")),
+                ev("space.vacated", None, None),
+            ],
+        "events: {events:#?}"
+    );
+    Ok(())
+}

@@ -874,6 +874,7 @@ impl NativeTarget {
                 Capability::NativeOps,
                 Capability::PromptServerCloses,
                 Capability::Webhooks,
+                Capability::ServerApi,
             ],
             redis_instances: None,
             cluster: false,

@@ -14,7 +14,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
+use longhouse_core::api::{self, KickTarget};
 use longhouse_core::webhook::MemberCounts;
+use longhouse_core::Json;
 use longhouse_core::{
     ConnId, Disconnect, Frame, JoinRequest, Space, SpaceConfig, SpaceName, Step, UnixMillis,
 };
@@ -112,6 +114,22 @@ impl MemoryStore {
 
     pub(super) fn closed(&self, name: &SpaceName, conn: ConnId, how: Disconnect) {
         self.with_space(name, |space| space.closed(conn, how, now()));
+    }
+
+    /// `POST /{space}`: every client of the space gets the broadcast.
+    pub(super) fn broadcast(&self, name: &SpaceName, data: &Json) {
+        self.with_space(name, |space| space.server_broadcast(data));
+    }
+
+    /// `DELETE /{space}`: the leases `target` names end; how many did.
+    pub(super) fn kick(&self, name: &SpaceName, target: &KickTarget) -> usize {
+        let mut removed = 0;
+        self.with_space(name, |space| {
+            let (step, n) = api::kick(space, target, now());
+            removed = n;
+            step
+        });
+        removed
     }
 
     pub(super) fn shutdown(&self) {

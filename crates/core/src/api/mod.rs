@@ -4,8 +4,10 @@
 
 mod auth;
 mod error;
+mod kick;
 mod request;
 
 pub use auth::{authorize, Access, AdminToken, Method};
 pub use error::ApiError;
+pub use kick::{kick, removed};
 pub use request::{parse_broadcast, removed_json, KickTarget};

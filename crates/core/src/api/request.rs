@@ -1,11 +1,13 @@
 //! What an API request asks for: whom a kick removes, what a server
 //! broadcast carries, and the kick's answer.
 
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use super::error::{ApiError, INVALID_BROADCAST, KICK_BOTH, KICK_WHO};
 use crate::client_id::ClientId;
 use crate::join::{check_identity, JoinError};
+use crate::json::Json;
 
 /// Whom `DELETE /{space}` removes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -57,18 +59,25 @@ impl KickTarget {
     }
 }
 
-/// The `data` of a server broadcast's body `{"data":<any JSON value>}`:
-/// at most `max_bytes` bytes, a JSON object with a `data` key (`null`
-/// included), else refused.
-pub fn parse_broadcast(body: &[u8], max_bytes: usize) -> Result<Value, ApiError> {
+/// The `data` of a server broadcast's body `{"data":<any JSON value>}`,
+/// kept as sent: at most `max_bytes` bytes, a JSON object with a `data`
+/// key (`null` included), else refused.
+pub fn parse_broadcast(body: &[u8], max_bytes: usize) -> Result<Json, ApiError> {
+    #[derive(Deserialize)]
+    struct Body<'a> {
+        #[serde(borrow)]
+        data: &'a RawValue,
+    }
     if body.len() > max_bytes {
         return Err(ApiError::TooLarge);
     }
     let invalid = || ApiError::BadRequest(INVALID_BROADCAST.into());
-    match serde_json::from_slice::<Value>(body).map_err(|_| invalid())? {
-        Value::Object(mut fields) => fields.remove("data").ok_or_else(invalid),
-        _ => Err(invalid()),
+    // An array would fill the struct by position: only an object will do.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(invalid());
     }
+    let parsed: Body<'_> = serde_json::from_slice(body).map_err(|_| invalid())?;
+    Ok(Json::raw(parsed.data))
 }
 
 /// A kick's answer, `{"removed":N}`.
@@ -129,21 +138,30 @@ mod tests {
 
     #[test]
     fn a_broadcast_body_is_an_object_with_data() {
+        let data = |body: &[u8]| parse_broadcast(body, 100).map(|j| j.as_str().to_owned());
         assert_eq!(
-            parse_broadcast(br#"{"data":{"saved":true}}"#, 100),
-            Ok(serde_json::json!({"saved": true}))
+            data(br#" {"data": {"saved":true}, "other":1}"#),
+            Ok(r#"{"saved":true}"#.to_owned())
         );
-        assert_eq!(parse_broadcast(br#"{"data":null}"#, 100), Ok(Value::Null));
-        for bad in [&b"{}"[..], b"[1]", b"not json", b"", br#"{"date":1}"#] {
+        assert_eq!(data(br#"{"data":null}"#), Ok("null".to_owned()));
+        assert_eq!(data(br#"{"data":[1,"x"]}"#), Ok(r#"[1,"x"]"#.to_owned()));
+        for bad in [
+            &b"{}"[..],
+            b"[1]",
+            b"not json",
+            b"",
+            br#"{"date":1}"#,
+            b"{\"data\":",
+        ] {
             assert_eq!(
-                parse_broadcast(bad, 100),
+                parse_broadcast(bad, 100).map(|_| ()),
                 Err(ApiError::BadRequest(INVALID_BROADCAST.into())),
                 "{:?}",
                 String::from_utf8_lossy(bad)
             );
         }
         assert_eq!(
-            parse_broadcast(br#"{"data":"0123456789"}"#, 10),
+            parse_broadcast(br#"{"data":"0123456789"}"#, 10).map(|_| ()),
             Err(ApiError::TooLarge)
         );
     }

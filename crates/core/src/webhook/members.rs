@@ -5,16 +5,8 @@
 use std::collections::HashMap;
 
 use super::event::{EventType, WebhookEvent};
-use crate::roster::{LeaveCause, RosterEvent};
+use crate::roster::RosterEvent;
 use crate::time::UnixMillis;
-
-/// The `reason` of a `member.left` (section 12's words).
-pub fn leave_reason(cause: LeaveCause) -> &'static str {
-    match cause {
-        LeaveCause::Closed => "left",
-        LeaveCause::Expired => "expired",
-    }
-}
 
 /// Lease counts by identity in one space, and their total.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -83,7 +75,7 @@ impl MemberCounts {
                 let identity = client.identity.as_str();
                 if let Some(left) = self.remove(identity) {
                     if left == 0 {
-                        let reason = leave_reason(*cause);
+                        let reason = cause.reason();
                         out.push(make(EventType::MemberLeft, Some(identity), Some(reason)));
                     }
                     if self.total == 0 {
@@ -91,7 +83,9 @@ impl MemberCounts {
                     }
                 }
             }
-            RosterEvent::Resumed { .. } => {}
+            // A resume (a 4001 replacement included) and a state update
+            // change no member.
+            RosterEvent::Resumed { .. } | RosterEvent::Updated { .. } => {}
         }
         out
     }
@@ -120,14 +114,10 @@ impl MemberCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ClientId, ClientInfo, ConnId};
+    use crate::{ClientId, ClientInfo, ConnId, LeaveCause};
 
     fn client(id: &str, identity: &str) -> ClientInfo {
-        ClientInfo {
-            id: ClientId::parse(id).unwrap(),
-            identity: identity.into(),
-            joined_at: UnixMillis(5),
-        }
+        ClientInfo::new(ClientId::parse(id).unwrap(), identity, UnixMillis(5))
     }
 
     fn joined(id: &str, identity: &str) -> RosterEvent {
@@ -211,7 +201,14 @@ mod tests {
         };
         assert_eq!(kinds(&mut c, resumed), []);
         assert_eq!(kinds(&mut c, left("z", "zed", LeaveCause::Closed)), []);
-        assert_eq!((c.total(), c.leases_of("ann")), (1, 1));
+        assert_eq!(
+            kinds(&mut c, left("a", "ann", LeaveCause::Removed)),
+            [
+                (EventType::MemberLeft, Some("removed".into())),
+                (EventType::SpaceVacated, None)
+            ]
+        );
+        assert_eq!((c.total(), c.leases_of("ann")), (0, 0));
     }
 
     #[test]

@@ -11,6 +11,6 @@ mod outbox;
 mod sign;
 
 pub use event::{batch_body, EventType, WebhookEvent};
-pub use members::{leave_reason, MemberCounts};
+pub use members::MemberCounts;
 pub use outbox::{Answer, Attempt, BatchId, Outbox, OutboxConfig, QueueFull, Settled};
 pub use sign::{sign, SIGNATURE_HEADER};
