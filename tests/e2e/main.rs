@@ -377,7 +377,7 @@ fn cases() -> Vec<Case> {
         case!(
             api::every_status_code_with_an_admin_token,
             Uses::Shared(api::ADMIN),
-            [ServerApi]
+            [ServerApi, ServerKick]
         ),
         case!(
             api::server_broadcast_reaches_every_client_from_null,
@@ -387,12 +387,12 @@ fn cases() -> Vec<Case> {
         case!(
             api::kick_by_id_closes_4003_others_see_removed_and_it_can_rejoin,
             Uses::Shared(api::ADMIN),
-            [ServerApi]
+            [ServerApi, ServerKick]
         ),
         case!(
             api::kick_by_identity_removes_every_tab,
             Uses::Shared(api::ADMIN),
-            [ServerApi]
+            [ServerApi, ServerKick]
         ),
         case!(
             api::roster_with_the_admin_token_needs_no_join_token,
@@ -438,7 +438,7 @@ fn cases() -> Vec<Case> {
         case!(
             webhooks::kick_is_member_left_with_reason_removed,
             Uses::Own,
-            [Webhooks, ServerApi]
+            [Webhooks, ServerKick]
         ),
         // 9. Configuration
         case!(

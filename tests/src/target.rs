@@ -247,8 +247,11 @@ pub enum Capability {
     NativeOps,
     /// Member events are POSTed to `WEBHOOK_URL` (section 14).
     Webhooks,
-    /// The server API's `POST` (broadcast) and `DELETE` (kick) (section 14).
+    /// The server API (section 14): its token rules and `POST` (a server
+    /// broadcast).
     ServerApi,
+    /// The server API's `DELETE` (a kick).
+    ServerKick,
 }
 
 /// A kind of Longhouse deployment the suite can run against.
@@ -875,6 +878,7 @@ impl NativeTarget {
                 Capability::PromptServerCloses,
                 Capability::Webhooks,
                 Capability::ServerApi,
+                Capability::ServerKick,
             ],
             redis_instances: None,
             cluster: false,
@@ -898,6 +902,7 @@ impl NativeTarget {
                 Capability::DemoPage,
                 Capability::NativeOps,
                 Capability::PromptServerCloses,
+                Capability::ServerApi,
             ],
             redis_instances: Some(2),
             cluster: true,
@@ -918,6 +923,7 @@ impl NativeTarget {
             Capability::DemoPage,
             Capability::NativeOps,
             Capability::PromptServerCloses,
+            Capability::ServerApi,
         ];
         if instances > 1 {
             capabilities.push(Capability::ManyInstances);

@@ -17,8 +17,8 @@ use longhouse_core::{ConnId, Disconnect, Frame, JoinRequest, Json, SpaceName};
 
 use crate::outbox::Outbox;
 
-/// The server API's `POST` and `DELETE` are not built for this store yet
-/// (Redis: a broadcast and a kick must reach every instance).
+/// The server API's `DELETE` is not built for this store yet (Redis: a
+/// kick must reach sockets held by every instance).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("Not implemented on the Redis store yet")]
 pub struct ApiUnsupported;
@@ -73,7 +73,10 @@ impl Store {
                 m.broadcast(space, data);
                 Ok(())
             }
-            Store::Redis(_) => Err(ApiUnsupported),
+            Store::Redis(r) => {
+                r.broadcast(space, data);
+                Ok(())
+            }
         }
     }
 
