@@ -395,6 +395,11 @@ fn cases() -> Vec<Case> {
             [ServerApi, ServerKick]
         ),
         case!(
+            api::kick_reaches_sockets_on_every_instance,
+            Uses::Shared(api::ADMIN),
+            [ServerKick, ManyInstances]
+        ),
+        case!(
             api::roster_with_the_admin_token_needs_no_join_token,
             Uses::Shared(api::ADMIN_AND_AUTH),
             [ServerApi]

@@ -903,6 +903,7 @@ impl NativeTarget {
                 Capability::NativeOps,
                 Capability::PromptServerCloses,
                 Capability::ServerApi,
+                Capability::ServerKick,
             ],
             redis_instances: Some(2),
             cluster: true,
@@ -924,6 +925,7 @@ impl NativeTarget {
             Capability::NativeOps,
             Capability::PromptServerCloses,
             Capability::ServerApi,
+            Capability::ServerKick,
         ];
         if instances > 1 {
             capabilities.push(Capability::ManyInstances);
