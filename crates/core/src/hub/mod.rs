@@ -12,13 +12,15 @@ use crate::defaults::{DEFAULT_MAX_HELD_EVENTS, DEFAULT_MAX_STATE_BYTES};
 use crate::error_kind::ErrorKind;
 use crate::inbound::{decode_limited, ClientMessage, Frame};
 use crate::join::JoinError;
-use crate::json::Json;
 use crate::output::{Command, Disconnect, Output, Relay};
-use crate::roster::{LeaveCause, RosterEvent, Sequenced};
+use crate::roster::{RosterEvent, Sequenced};
 use crate::time::UnixMillis;
 use crate::wire::{ClientInfo, ServerMessage};
 
+mod apply;
 mod coalesce;
+mod relay;
+mod resync;
 
 use coalesce::Coalescer;
 
@@ -259,75 +261,6 @@ impl Hub {
         self.applied
     }
 
-    /// Brings the view to a snapshot of the roster taken at sequence `seq`
-    /// (leases with their holders), telling local sockets exactly the joins
-    /// and leaves they missed, then applies held-back events newer than it.
-    pub fn resync(
-        &mut self,
-        snapshot: impl IntoIterator<Item = (ClientInfo, ConnId)>,
-        seq: u64,
-        out: &mut Vec<Output>,
-    ) {
-        self.resync_since(snapshot, seq, None, out);
-    }
-
-    /// [`Hub::resync`] with a snapshot asked for at `mark` ([`Hub::mark`]):
-    /// a held-back event newer than the snapshot that had already arrived
-    /// when it was asked for cannot be part of the store's history (the
-    /// snapshot would include it), so it is dropped rather than held for
-    /// ever.
-    pub fn resync_since(
-        &mut self,
-        snapshot: impl IntoIterator<Item = (ClientInfo, ConnId)>,
-        seq: u64,
-        mark: Option<u64>,
-        out: &mut Vec<Output>,
-    ) {
-        if seq < self.applied {
-            // Older than what this hub already applied: nothing to learn.
-            return;
-        }
-        self.diff(snapshot, seq, out);
-        self.applied = seq;
-        self.recent.clear();
-        self.buffered = self.buffered.split_off(&(seq + 1));
-        if let Some(mark) = mark {
-            self.buffered.retain(|_, (arrival, _)| *arrival > mark);
-        }
-        self.overflowed = false;
-        self.drain(out);
-        self.release_relays(out);
-    }
-
-    /// Brings the view to a snapshot of another history (the store lost
-    /// the space's data and began a new one, whose sequence numbers are
-    /// unrelated to the old ones): like [`Hub::resync`] whatever the
-    /// sequence number, and every join already confirmed is settled by
-    /// this snapshot.
-    pub fn rebase(
-        &mut self,
-        snapshot: impl IntoIterator<Item = (ClientInfo, ConnId)>,
-        seq: u64,
-        out: &mut Vec<Output>,
-    ) {
-        for c in self.conns.values_mut() {
-            if c.confirmed_at.is_some() {
-                c.confirmed_at = Some(0);
-            }
-        }
-        self.buffered.clear();
-        self.overflowed = false;
-        self.recent.clear();
-        self.contradicted = false;
-        self.diff(snapshot, seq, out);
-        self.applied = seq;
-        // Their numbers are of the old history: shown now, to whoever sees
-        // their senders.
-        for (_, from, text) in std::mem::take(&mut self.relays) {
-            self.deliver(from.as_ref(), &text, out);
-        }
-    }
-
     fn drain(&mut self, out: &mut Vec<Output>) {
         while let Some((_, event)) = self.buffered.remove(&(self.applied + 1)) {
             self.applied += 1;
@@ -338,96 +271,6 @@ impl Hub {
             self.apply_in_order(event, out);
         }
         self.release_relays(out);
-    }
-
-    /// Tells local sockets what separates their view from `snapshot`.
-    fn diff(
-        &mut self,
-        snapshot: impl IntoIterator<Item = (ClientInfo, ConnId)>,
-        seq: u64,
-        out: &mut Vec<Output>,
-    ) {
-        let truth: HashMap<ClientId, (ClientInfo, ConnId)> = snapshot
-            .into_iter()
-            .map(|(c, holder)| (c.id.clone(), (c, holder)))
-            .collect();
-
-        let gone: Vec<ClientInfo> = self
-            .view
-            .values()
-            // Gone, or replaced by another lease under the same id.
-            .filter(|c| truth.get(&c.id).is_none_or(|(t, _)| !t.same_lease(c)))
-            .cloned()
-            .collect();
-        for client in gone {
-            self.view.remove(&client.id);
-            // The lease ended without our hearing: for a socket of ours that
-            // still held it, that can only be an expiry.
-            let holder = self.joined_conn_of(&client.id);
-            if let Some(conn) = holder {
-                self.expire_local(conn, out);
-            }
-            // Why is not known; a lease that ended unheard most likely ran out.
-            let leave = ServerMessage::RemoteLeave {
-                client: client.clone(),
-                reason: LeaveCause::Expired,
-            };
-            self.broadcast(&client.id, &leave, out);
-        }
-
-        // Leases in view whose record changed unheard: one update each.
-        let mut changed: Vec<&ClientInfo> = truth
-            .values()
-            .map(|(c, _)| c)
-            .filter(|c| self.view.get(&c.id).is_some_and(|v| v != *c))
-            .collect();
-        changed.sort_by(|a, b| (a.joined_at, &a.id).cmp(&(b.joined_at, &b.id)));
-        for client in changed {
-            self.view.insert(client.id.clone(), client.clone());
-            self.broadcast(
-                &client.id,
-                &ServerMessage::RemoteUpdate(client.clone()),
-                out,
-            );
-        }
-
-        let mut arrived: Vec<&ClientInfo> = truth
-            .values()
-            .filter(|(c, _)| !self.view.contains_key(&c.id))
-            .map(|(c, _)| c)
-            .collect();
-        arrived.sort_by(|a, b| (a.joined_at, &a.id).cmp(&(b.joined_at, &b.id)));
-        for client in arrived {
-            self.view.insert(client.id.clone(), client.clone());
-            self.broadcast(&client.id, &ServerMessage::RemoteJoin(client.clone()), out);
-        }
-
-        // Sockets of ours that lost their lease to another connection, and
-        // joining sockets whose lease is now in the roster.
-        let mut closed = Vec::new();
-        let mut welcomed = Vec::new();
-        for (&conn, c) in &self.conns {
-            let settled = c.joined || c.confirmed_at.is_some_and(|at| at <= seq);
-            match truth.get(&c.id) {
-                Some((_, holder)) if *holder == conn && !c.joined => welcomed.push(conn),
-                Some((_, holder)) if *holder == conn => {}
-                Some(_) if settled => closed.push((conn, CloseCode::Replaced)),
-                None if settled => closed.push((conn, CloseCode::LeaseExpired)),
-                _ => {}
-            }
-        }
-        closed.sort_by_key(|(conn, _)| *conn);
-        for (conn, code) in closed {
-            let c = self.drop_conn(conn).expect("listed above");
-            if code == CloseCode::LeaseExpired && c.joined {
-                send(conn, ServerMessage::Expired.encode(), out);
-            }
-            out.push(Output::Close { conn, code });
-        }
-        welcomed.sort();
-        for conn in welcomed {
-            self.welcome(conn, out);
-        }
     }
 
     /// Handles one frame from a socket: the roster change it asks for (a
@@ -588,79 +431,6 @@ impl Hub {
         held
     }
 
-    /// Relays a client's broadcast or cursor to every other welcomed
-    /// socket, if the sender is in the view (everyone here has then seen
-    /// it join; a sender that left is no one to relay for).
-    pub fn relay(&self, from: &ClientId, relay: &Relay, out: &mut Vec<Output>) {
-        if self.view.contains_key(from) {
-            self.broadcast(from, &relay.message(from), out);
-        }
-    }
-
-    /// A relayed message from the shared store's channel, published when
-    /// the space stood at sequence `after`: shown now if the view has
-    /// applied that much, else once it has (so nobody sees a message from
-    /// a sender it has not seen join), to every welcomed socket but the
-    /// sender's, and only if the sender (`None`: the server API) is in the
-    /// view. Held messages are bounded like held events.
-    pub fn relayed(
-        &mut self,
-        after: u64,
-        from: Option<ClientId>,
-        text: Arc<str>,
-        out: &mut Vec<Output>,
-    ) {
-        if after <= self.applied {
-            self.deliver(from.as_ref(), &text, out);
-            return;
-        }
-        if self.relays.len() >= self.max_held {
-            self.relays.pop_front();
-        }
-        self.relays.push_back((after, from, text));
-    }
-
-    fn release_relays(&mut self, out: &mut Vec<Output>) {
-        while self
-            .relays
-            .front()
-            .is_some_and(|(after, _, _)| *after <= self.applied)
-        {
-            let (_, from, text) = self.relays.pop_front().expect("checked");
-            self.deliver(from.as_ref(), &text, out);
-        }
-    }
-
-    fn deliver(&self, from: Option<&ClientId>, text: &Arc<str>, out: &mut Vec<Output>) {
-        if from.is_some_and(|id| !self.view.contains_key(id)) {
-            return;
-        }
-        for (&conn, c) in &self.conns {
-            if c.joined && Some(&c.id) != from {
-                out.push(Output::Send {
-                    conn,
-                    text: text.clone(),
-                });
-            }
-        }
-    }
-
-    /// Sends a broadcast of the server API (`from: null`) to every
-    /// welcomed socket.
-    pub fn server_broadcast(&self, data: &Json, out: &mut Vec<Output>) {
-        let message = ServerMessage::Broadcast {
-            from: None,
-            data: data.clone(),
-        };
-        let mut text: Option<Arc<str>> = None;
-        for (&conn, c) in &self.conns {
-            if c.joined {
-                let text = text.get_or_insert_with(|| message.encode()).clone();
-                out.push(Output::Send { conn, text });
-            }
-        }
-    }
-
     /// The roster as local sockets know it, in welcome order.
     pub fn view(&self) -> Vec<ClientInfo> {
         let mut clients: Vec<ClientInfo> = self.view.values().cloned().collect();
@@ -691,118 +461,6 @@ impl Hub {
     /// Whether it holds none.
     pub fn is_empty(&self) -> bool {
         self.conns.is_empty()
-    }
-
-    fn apply_in_order(&mut self, event: RosterEvent, out: &mut Vec<Output>) {
-        match event {
-            RosterEvent::Joined { client, holder } => {
-                let id = client.id.clone();
-                self.arrive(client, out);
-                if self
-                    .conns
-                    .get(&holder)
-                    .is_some_and(|c| !c.joined && c.id == id)
-                {
-                    self.welcome(holder, out);
-                }
-            }
-            RosterEvent::Resumed {
-                client,
-                holder,
-                replaced,
-            } => {
-                let id = client.id.clone();
-                // New to the view only after a resync that missed the join.
-                self.arrive(client, out);
-                if replaced != holder && self.conns.get(&replaced).is_some_and(|c| c.id == id) {
-                    self.drop_conn(replaced);
-                    out.push(Output::Close {
-                        conn: replaced,
-                        code: CloseCode::Replaced,
-                    });
-                }
-                if self
-                    .conns
-                    .get(&holder)
-                    .is_some_and(|c| !c.joined && c.id == id)
-                {
-                    self.welcome(holder, out);
-                }
-            }
-            RosterEvent::Updated { client, .. } => match self.view.get(&client.id) {
-                Some(seen) if seen.same_lease(&client) => {
-                    if *seen != client {
-                        let id = client.id.clone();
-                        self.view.insert(id.clone(), client.clone());
-                        self.broadcast(&id, &ServerMessage::RemoteUpdate(client), out);
-                    }
-                }
-                // Not seen joining (only in a history that contradicts
-                // itself): as good as a join.
-                _ => self.arrive(client, out),
-            },
-            RosterEvent::Left {
-                client,
-                holder,
-                cause,
-            } => {
-                if self.conns.get(&holder).is_some_and(|c| c.id == client.id) {
-                    match cause {
-                        LeaveCause::Expired => self.expire_local(holder, out),
-                        LeaveCause::Removed => {
-                            self.drop_conn(holder);
-                            send(holder, ServerMessage::Removed.encode(), out);
-                            out.push(Output::Close {
-                                conn: holder,
-                                code: CloseCode::Removed,
-                            });
-                        }
-                        LeaveCause::Closed => {
-                            self.drop_conn(holder);
-                        }
-                    }
-                }
-                // The lease sockets saw join is the one that leaves, shown
-                // with its latest record (a state flushed into the leave).
-                if let Some(seen) = self.view.remove(&client.id) {
-                    let id = client.id.clone();
-                    let client = if seen.same_lease(&client) {
-                        client
-                    } else {
-                        seen
-                    };
-                    let leave = ServerMessage::RemoteLeave {
-                        client,
-                        reason: cause,
-                    };
-                    self.broadcast(&id, &leave, out);
-                }
-            }
-        }
-    }
-
-    /// Puts `client` in the view, telling local sockets if that changes
-    /// it. A record that differs from the one in view under the same id
-    /// (only in a history that contradicts itself) is told as the old
-    /// one's leave and the new one's join, so sockets never drift from the
-    /// view.
-    fn arrive(&mut self, client: ClientInfo, out: &mut Vec<Output>) {
-        let id = client.id.clone();
-        match self.view.insert(id.clone(), client.clone()) {
-            Some(old) if old == client => {}
-            Some(old) if old.same_lease(&client) => {
-                self.broadcast(&id, &ServerMessage::RemoteUpdate(client), out);
-            }
-            Some(old) => {
-                let leave = ServerMessage::RemoteLeave {
-                    client: old,
-                    reason: LeaveCause::Expired,
-                };
-                self.broadcast(&id, &leave, out);
-                self.broadcast(&id, &ServerMessage::RemoteJoin(client), out);
-            }
-            None => self.broadcast(&id, &ServerMessage::RemoteJoin(client), out),
-        }
     }
 
     fn welcome(&mut self, conn: ConnId, out: &mut Vec<Output>) {
@@ -865,6 +523,6 @@ pub fn refuse(conn: ConnId, error: &JoinError, out: &mut Vec<Output>) {
     });
 }
 
-fn send(conn: ConnId, text: Arc<str>, out: &mut Vec<Output>) {
+pub(crate) fn send(conn: ConnId, text: Arc<str>, out: &mut Vec<Output>) {
     out.push(Output::Send { conn, text });
 }
