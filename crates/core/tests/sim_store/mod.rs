@@ -215,12 +215,12 @@ impl SimStore {
             StoreOp::Remove { target } => {
                 // remove.lua: the named leases, in id order, one leave each.
                 let ids: Vec<ClientId> = match run.data.hash.as_ref() {
-                    Some(h) => h
-                        .2
-                        .iter()
-                        .filter(|(id, l)| target.matches(id, &l.client.identity))
-                        .map(|(id, _)| id.clone())
-                        .collect(),
+                    Some(h) => {
+                        h.2.iter()
+                            .filter(|(id, l)| target.matches(id, &l.client.identity))
+                            .map(|(id, _)| id.clone())
+                            .collect()
+                    }
                     None => Vec::new(),
                 };
                 for id in ids {
