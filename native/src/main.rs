@@ -101,7 +101,7 @@ async fn run(config: Config) -> std::io::Result<()> {
             Store::Memory(MemoryStore::start(
                 space_config,
                 config.max_clients(),
-                webhooks,
+                webhooks.clone(),
             )),
             "memory",
         ),
@@ -152,6 +152,15 @@ async fn run(config: Config) -> std::io::Result<()> {
             open = sockets.len(),
             "sockets still open after the grace period"
         );
+    }
+    if let Some(webhooks) = &webhooks {
+        let left = webhooks.drained(SHUTDOWN_GRACE).await;
+        if left > 0 {
+            warn!(
+                events = left,
+                "webhook events not delivered before exit are lost (in-memory store)"
+            );
+        }
     }
     info!("stopped");
     Ok(())

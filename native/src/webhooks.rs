@@ -20,6 +20,8 @@ pub struct Webhooks {
     /// The events of one roster change travel together, so they go in one
     /// batch.
     events: mpsc::UnboundedSender<Vec<WebhookEvent>>,
+    /// Events held by the outbox (waiting or in flight), for shutdown.
+    held: tokio::sync::watch::Receiver<usize>,
 }
 
 impl Webhooks {
@@ -33,8 +35,19 @@ impl Webhooks {
             .build()
             .expect("the HTTP client builds");
         let outbox = Outbox::new(secret.as_bytes().to_vec(), config);
-        tokio::spawn(run(outbox, inbox, client, url.to_owned()));
-        Webhooks { events }
+        let (held_tx, held) = tokio::sync::watch::channel(0);
+        tokio::spawn(run(outbox, inbox, held_tx, client, url.to_owned()));
+        Webhooks { events, held }
+    }
+
+    /// Waits, at most `grace`, until every event made so far is delivered
+    /// (or given up): at shutdown, since the in-memory outbox goes with
+    /// the process. Returns how many are still held.
+    pub async fn drained(&self, grace: Duration) -> usize {
+        let mut held = self.held.clone();
+        let _ = tokio::time::timeout(grace, held.wait_for(|n| *n == 0)).await;
+        let left = *held.borrow();
+        left
     }
 
     /// Queues events behind every earlier one of their space.
@@ -59,6 +72,7 @@ impl Webhooks {
 async fn run(
     mut outbox: Outbox,
     mut inbox: mpsc::UnboundedReceiver<Vec<WebhookEvent>>,
+    held: tokio::sync::watch::Sender<usize>,
     client: reqwest::Client,
     url: String,
 ) {
@@ -102,6 +116,7 @@ async fn run(
         for attempt in attempts {
             requests.spawn(send(client.clone(), url.clone(), attempt));
         }
+        held.send_if_modified(|n| std::mem::replace(n, outbox.held()) != outbox.held());
         if !open && requests.is_empty() && outbox.held() == 0 {
             return;
         }

@@ -441,6 +441,11 @@ fn cases() -> Vec<Case> {
             [Webhooks]
         ),
         case!(
+            webhooks::sigterm_delivers_pending_events_before_exit,
+            Uses::Own,
+            [Webhooks, Signals, MemoryStore]
+        ),
+        case!(
             webhooks::kick_is_member_left_with_reason_removed,
             Uses::Own,
             [Webhooks, ServerKick]
