@@ -29,11 +29,7 @@ impl Webhooks {
     /// runtime.
     pub fn start(url: &str, secret: &str, config: OutboxConfig) -> Self {
         let (events, inbox) = mpsc::unbounded_channel();
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("longhouse/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("the HTTP client builds");
+        let client = http_client();
         let outbox = Outbox::new(secret.as_bytes().to_vec(), config);
         let (held_tx, held) = tokio::sync::watch::channel(0);
         tokio::spawn(run(outbox, inbox, held_tx, client, url.to_owned()));
@@ -67,6 +63,15 @@ impl Webhooks {
         // The task ends only with the runtime.
         let _ = self.events.send(events);
     }
+}
+
+/// The client every webhook POST goes through: no redirects followed.
+pub(crate) fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("longhouse/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("the HTTP client builds")
 }
 
 async fn run(
@@ -123,7 +128,7 @@ async fn run(
     }
 }
 
-async fn sleep_until(at: Option<tokio::time::Instant>) {
+pub(crate) async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
@@ -131,7 +136,11 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 }
 
 /// One POST; a 2xx answer delivers it, anything else fails it.
-async fn send(client: reqwest::Client, url: String, attempt: Attempt) -> (BatchId, Answer) {
+pub(crate) async fn send(
+    client: reqwest::Client,
+    url: String,
+    attempt: Attempt,
+) -> (BatchId, Answer) {
     let started = std::time::Instant::now();
     let result = client
         .post(&url)
@@ -170,7 +179,7 @@ async fn send(client: reqwest::Client, url: String, attempt: Attempt) -> (BatchI
     (attempt.batch, answer)
 }
 
-fn report(s: &Settled) {
+pub(crate) fn report(s: &Settled) {
     match s {
         Settled::Delivered { space, events } => {
             debug!(

@@ -904,6 +904,7 @@ impl NativeTarget {
                 Capability::PromptServerCloses,
                 Capability::ServerApi,
                 Capability::ServerKick,
+                Capability::Webhooks,
             ],
             redis_instances: Some(2),
             cluster: true,
@@ -926,6 +927,7 @@ impl NativeTarget {
             Capability::PromptServerCloses,
             Capability::ServerApi,
             Capability::ServerKick,
+            Capability::Webhooks,
         ];
         if instances > 1 {
             capabilities.push(Capability::ManyInstances);

@@ -271,6 +271,7 @@ pub struct SpaceScripts {
     ttl_ms: u64,
     max_clients: Option<usize>,
     placeholder_ms: u64,
+    webhooks: bool,
 }
 
 impl SpaceScripts {
@@ -283,7 +284,15 @@ impl SpaceScripts {
             ttl_ms,
             max_clients: None,
             placeholder_ms: crate::defaults::DEFAULT_PLACEHOLDER_MS,
+            webhooks: false,
         }
+    }
+
+    /// The scripts also count members and add member events to the
+    /// space's webhook stream (`WEBHOOK_URL` is set).
+    pub fn with_webhooks(mut self, on: bool) -> Self {
+        self.webhooks = on;
+        self
     }
 
     /// Joins beyond `max_clients` leases are refused
@@ -391,11 +400,11 @@ impl SpaceScripts {
                 ScriptKind::Resync
             }
         };
-        ScriptCall {
-            kind,
-            keys: vec![self.keys.leases.clone(), self.keys.expiries.clone()],
-            args,
+        let mut keys = vec![self.keys.leases.clone(), self.keys.expiries.clone()];
+        if self.webhooks {
+            keys.extend([self.keys.members.clone(), self.keys.webhooks.clone()]);
         }
+        ScriptCall { kind, keys, args }
     }
 }
 

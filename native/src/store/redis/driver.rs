@@ -14,7 +14,9 @@ use longhouse_core::shared::{
     CallId, Note, ScriptClock, ScriptReply, SharedSpace, SharedStep, StoreCall, StoreFailure,
     StoreOp, Subscription,
 };
-use longhouse_core::{CloseCode, ConnId, Disconnect, Frame, JoinRequest, SpaceName, UnixMillis};
+use longhouse_core::{
+    CloseCode, ConnId, Disconnect, Frame, JoinRequest, RosterEvent, SpaceName, UnixMillis,
+};
 use tokio::sync::oneshot;
 use tracing::{debug, info, warn, Instrument, Span};
 
@@ -292,6 +294,19 @@ impl RedisStore {
         lock(&self.clock).merge(state.machine.clock(), at);
         self.work_with(driver, state, |m, s| {
             let answer = result.as_ref().map(|_| ()).map_err(|e| *e);
+            if let (Some(pump), Ok(reply)) = (&self.pump, &result) {
+                // The script that made these may have added member events
+                // to the space's stream.
+                let members_changed = reply.events.iter().any(|e| {
+                    matches!(
+                        e.event,
+                        RosterEvent::Joined { .. } | RosterEvent::Left { .. }
+                    )
+                });
+                if members_changed {
+                    pump.made(&driver.name);
+                }
+            }
             let step = m.reply(id, result, at);
             if let Some(kick) = s.remove(&id) {
                 let _ = kick.send(answer.map(|()| api::removed(&step.step)));

@@ -24,10 +24,11 @@ elseif epoch then
   table.sort(ids)
 end
 for _, id in ipairs(ids) do
-  local holder, _, client = lease(id)
+  local holder, identity, client = lease(id)
   if holder and client then
     remove(id)
     emit('leave', client, holder, ',"cause":"removed"')
+    left(identity, 'removed')
   end
 end
 return reply('ok', false)
