@@ -446,6 +446,11 @@ fn cases() -> Vec<Case> {
             [Webhooks, Signals, MemoryStore]
         ),
         case!(
+            webhooks::maker_killed_while_receiver_down_other_instance_delivers,
+            Uses::Own,
+            [Webhooks, Redis, ManyInstances, Signals]
+        ),
+        case!(
             webhooks::kick_is_member_left_with_reason_removed,
             Uses::Own,
             [Webhooks, ServerKick]

@@ -372,3 +372,51 @@ pub async fn sigterm_delivers_pending_events_before_exit(cx: &Ctx) -> Result<()>
     );
     Ok(())
 }
+
+/// Two instances on one Redis: the instance whose scripts made the events
+/// (and whose pump owns the space's stream) is SIGKILLed while the
+/// receiver is down; once the receiver is back, the other instance takes
+/// the stream over (the owner key ran out, `XAUTOCLAIM`) and delivers
+/// every event, in order, and the stream is trimmed.
+pub async fn maker_killed_while_receiver_down_other_instance_delivers(cx: &Ctx) -> Result<()> {
+    let (receiver, dep) = with_receiver(cx, TargetOptions::DEFAULT).await?;
+    receiver.down();
+    let space = cx.space();
+    let ann = unique("ann");
+    let mut a = Client::join(&dep.ws_base_of(0), &space, &ann, None).await?;
+    a.close().await?;
+    // Attempts go and fail meanwhile.
+    longhouse_e2e::let_time_pass(Duration::from_millis(1_500)).await;
+    let maker = dep.instances()[0].clone();
+    maker.signal(libc::SIGKILL)?;
+    receiver.up().await?;
+    let events = receiver
+        .wait_for_delivered(4, Duration::from_secs(20))
+        .await?;
+    ensure!(
+        summary(&events)
+            == vec![
+                ev("space.occupied", None, None),
+                ev("member.joined", Some(&ann), None),
+                ev("member.left", Some(&ann), Some("left")),
+                ev("space.vacated", None, None),
+            ],
+        "events: {events:#?}"
+    );
+    let key = format!("lh:{{{space}}}:webhooks");
+    let node = dep.redis_node_for(&key)?;
+    let redis = dep.redis_nodes()[node].clone();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let len = longhouse_e2e::target::redis_cli(redis.port, &["XLEN", &key])?;
+        if len.trim() == "0" {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "stream {key} still holds {len} entries"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
