@@ -41,6 +41,8 @@ pub struct Settings {
 pub struct Limits {
     /// Join tokens (`AUTH_SECRET`, `AUTH_SECRET_PREVIOUS`).
     pub auth: Auth,
+    /// Largest `state=` or token `info`, bytes (`MAX_STATE_BYTES`).
+    pub max_state_bytes: usize,
     /// Messages per second, sustained (`MESSAGE_RATE`, 0: no limit).
     pub message_rate: u32,
     /// Messages at once (`MESSAGE_BURST`).
@@ -58,6 +60,7 @@ impl Limits {
     pub fn from_config(config: &crate::config::Config) -> Self {
         Limits {
             auth: config.auth(),
+            max_state_bytes: config.max_state_bytes,
             message_rate: config.message_rate,
             message_burst: config.message_burst,
             max_queued: config.max_queued_messages,
@@ -72,6 +75,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             auth: Auth::off(),
+            max_state_bytes: longhouse_core::DEFAULT_MAX_STATE_BYTES,
             message_rate: longhouse_core::DEFAULT_MESSAGE_RATE,
             message_burst: longhouse_core::DEFAULT_MESSAGE_BURST,
             max_queued: longhouse_core::defaults::DEFAULT_MAX_QUEUED_MESSAGES,
@@ -111,25 +115,32 @@ async fn run(
 ) {
     let _open = crate::metrics::OpenConnection::open();
     // The query is never logged: it may carry a token.
-    let request =
-        match JoinRequest::parse_with(&path, query.as_deref(), &settings.limits.auth, now()) {
-            Ok(r) => r,
-            Err(error) => {
-                warn!(path = %path, error = %error, "join refused");
-                crate::metrics::error(error.kind());
-                let (tx, rx) = outbox(4);
-                for output in refuse_join(conn, &error) {
-                    let _ = tx.send(match output {
-                        Output::Send { text, .. } => Outbound::Text(text),
-                        Output::Close { code, .. } => Outbound::Close(code),
-                    });
-                }
-                drop(tx);
-                let (mut sink, mut stream) = socket.split();
-                drain(&mut sink, &mut stream, rx).await;
-                return;
+    let limits = &settings.limits;
+    let parsed = JoinRequest::parse_limited(
+        &path,
+        query.as_deref(),
+        &limits.auth,
+        now(),
+        limits.max_state_bytes,
+    );
+    let request = match parsed {
+        Ok(r) => r,
+        Err(error) => {
+            warn!(path = %path, error = %error, "join refused");
+            crate::metrics::error(error.kind());
+            let (tx, rx) = outbox(4);
+            for output in refuse_join(conn, &error) {
+                let _ = tx.send(match output {
+                    Output::Send { text, .. } => Outbound::Text(text),
+                    Output::Close { code, .. } => Outbound::Close(code),
+                });
             }
-        };
+            drop(tx);
+            let (mut sink, mut stream) = socket.split();
+            drain(&mut sink, &mut stream, rx).await;
+            return;
+        }
+    };
     Span::current().record("space", request.space.as_str());
     let (tx, rx) = outbox(settings.limits.max_queued);
     settings.store.join(conn, &request, tx).await;

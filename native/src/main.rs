@@ -78,7 +78,8 @@ async fn run(config: Config) -> std::io::Result<()> {
     let space_config = SpaceConfig {
         ttl_ms: config.ttl_ms,
         max_message_bytes: config.max_message_bytes,
-        ..SpaceConfig::default()
+        max_state_bytes: config.max_state_bytes,
+        update_interval_ms: config.update_interval_ms,
     };
     // In memory: one in-process outbox; on Redis the store's own pump.
     let webhooks = config

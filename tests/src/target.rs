@@ -243,7 +243,8 @@ pub enum Capability {
     /// that socket's own events (README, "Closes on the edge").
     PromptServerCloses,
     /// The native server's operations surface (issue 7): `GET /metrics`,
-    /// `GET /{space}` as JSON, `LOG_FORMAT=json`; a binary the suite can run.
+    /// `LOG_FORMAT=json`; a binary the suite can run. (`GET /{space}` as
+    /// JSON is served by every target.)
     NativeOps,
     /// Member events are POSTed to `WEBHOOK_URL` (section 14).
     Webhooks,
@@ -252,6 +253,9 @@ pub enum Capability {
     ServerApi,
     /// The server API's `DELETE` (a kick).
     ServerKick,
+    /// Protocol v2, sections 10 to 13 (issue 11): presence state, signed
+    /// info, username, leave reasons, broadcast and the cursor relay.
+    PresenceState,
 }
 
 /// A kind of Longhouse deployment the suite can run against.
@@ -879,6 +883,7 @@ impl NativeTarget {
                 Capability::Webhooks,
                 Capability::ServerApi,
                 Capability::ServerKick,
+                Capability::PresenceState,
             ],
             redis_instances: None,
             cluster: false,
@@ -905,6 +910,7 @@ impl NativeTarget {
                 Capability::ServerApi,
                 Capability::ServerKick,
                 Capability::Webhooks,
+                Capability::PresenceState,
             ],
             redis_instances: Some(2),
             cluster: true,
@@ -928,6 +934,7 @@ impl NativeTarget {
             Capability::ServerApi,
             Capability::ServerKick,
             Capability::Webhooks,
+            Capability::PresenceState,
         ];
         if instances > 1 {
             capabilities.push(Capability::ManyInstances);

@@ -4,7 +4,7 @@
 //! drops that space (its sockets closed with 1011, leases kept) and no
 //! other.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -48,6 +48,11 @@ struct State {
     /// Kicks of the server API waiting for their call's reply: how many
     /// leases it ended, or why it failed.
     kicks: HashMap<CallId, oneshot::Sender<Result<usize, StoreFailure>>>,
+    /// Calls made for one socket run one at a time, in the order made (a
+    /// client's updates, broadcasts and leave reach Redis in its order,
+    /// section 10 and 13): a socket with a call in flight has an entry,
+    /// holding the calls waiting behind it.
+    lanes: HashMap<ConnId, VecDeque<(StoreCall, Span)>>,
 }
 
 impl RedisStore {
@@ -155,6 +160,15 @@ impl RedisStore {
         }
     }
 
+    /// Whether every space is done with the store (after
+    /// [`RedisStore::shutdown`]: the updates its sockets held are stored and
+    /// their sockets closed).
+    pub(in crate::store) fn settled(&self) -> bool {
+        self.drivers()
+            .iter()
+            .all(|d| d.removed.load(Ordering::SeqCst) || lock(&d.state).machine.is_idle())
+    }
+
     /// A message of `channel`, from the subscription.
     pub(super) fn message(self: &Arc<Self>, channel: &str, payload: &[u8]) {
         if let Some(driver) = self.by_channel(channel) {
@@ -241,6 +255,13 @@ impl RedisStore {
                     log_note(&driver.name, note);
                 }
                 for (call, span) in step.calls.into_iter().zip(spans) {
+                    if let Some(holder) = holder_of(&call.op) {
+                        if let Some(waiting) = s.lanes.get_mut(&holder) {
+                            waiting.push_back((call, span));
+                            continue;
+                        }
+                        s.lanes.insert(holder, VecDeque::new());
+                    }
                     self.spawn_call(driver.clone(), call, span);
                 }
                 self.wakeups
@@ -275,7 +296,7 @@ impl RedisStore {
                     Err(e.failure())
                 }
             };
-            store.replied(&driver, call.id, result);
+            store.replied(&driver, call.id, holder_of(&call.op), result);
         }.instrument(span));
     }
 
@@ -283,9 +304,20 @@ impl RedisStore {
         self: &Arc<Self>,
         driver: &Arc<SpaceDriver>,
         id: CallId,
+        holder: Option<ConnId>,
         result: Result<ScriptReply, StoreFailure>,
     ) {
-        let state = lock(&driver.state);
+        let mut state = lock(&driver.state);
+        if let Some(holder) = holder {
+            // The socket's next call, if one waits.
+            match state.lanes.get_mut(&holder).map(VecDeque::pop_front) {
+                Some(Some((call, span))) => self.spawn_call(driver.clone(), call, span),
+                Some(None) => {
+                    state.lanes.remove(&holder);
+                }
+                None => {}
+            }
+        }
         if driver.removed.load(Ordering::SeqCst) {
             return;
         }
@@ -335,6 +367,7 @@ impl RedisStore {
                 spans: HashMap::new(),
                 scheduled: None,
                 kicks: HashMap::new(),
+                lanes: HashMap::new(),
             }),
         });
         // Asked under the map lock, so that it is ordered after the

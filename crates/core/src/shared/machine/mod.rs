@@ -404,6 +404,19 @@ impl SharedSpace {
             .outputs
             .extend(self.closing.drain().map(|(_, close)| close));
         for command in self.hub.shutdown(&mut out.step.outputs) {
+            // The socket's 1012 waits for its update to be stored, so that
+            // it resumes elsewhere with its latest state.
+            if let Command::Update { holder, .. } = &command {
+                let conn = *holder;
+                let close = out
+                    .step
+                    .outputs
+                    .iter()
+                    .position(|o| matches!(o, Output::Close { conn: c, .. } if *c == conn));
+                if let Some(i) = close {
+                    self.closing.insert(conn, out.step.outputs.remove(i));
+                }
+            }
             self.command(command, now, &mut out);
         }
         self.stopping = true;

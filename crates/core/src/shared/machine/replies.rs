@@ -24,6 +24,10 @@ impl SharedSpace {
         match call.pending.clone() {
             Pending::Join(conn) => self.join_replied(conn, &call, reply, now, out),
             Pending::Renew(id, conn) => {
+                // A socket closed by a shutdown once its update is stored.
+                if self.stopping {
+                    self.closed_now(conn, out);
+                }
                 let ours = self.own.get(&id).is_some_and(|o| o.conn == conn)
                     && self.hub.client_of(conn) == Some(&id);
                 if reply.epoch == self.epoch && ours {
@@ -366,7 +370,12 @@ impl SharedSpace {
                 }
                 "join"
             }
-            Pending::Renew(..) => "renew",
+            Pending::Renew(_, conn) => {
+                if self.stopping {
+                    self.closed_now(conn, out);
+                }
+                "renew"
+            }
             Pending::Leave(conn) => {
                 self.closed_now(conn, out);
                 "leave"
