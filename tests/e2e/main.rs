@@ -459,6 +459,7 @@ fn cases() -> Vec<Case> {
             webhooks::kick_is_member_left_with_reason_removed,
             Uses::Own,
             [Webhooks, ServerKick]
+        ),
         // 10. Presence state (v2)
         case!(
             state::join_state_is_in_the_welcome_and_the_remote_join,
