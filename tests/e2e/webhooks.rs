@@ -126,8 +126,9 @@ pub async fn each_event_type_signed_and_shaped(cx: &Ctx) -> Result<()> {
 }
 
 /// A second tab of a member, a resume within the lease (after a lost
-/// connection, and over a still open socket, which is closed 4001) make no
-/// event: the next event the receiver gets is the marker's.
+/// connection, and over a still open socket, which is closed 4001) and a
+/// state update make no event: the next event the receiver gets is the
+/// marker's.
 pub async fn none_for_a_second_tab_a_resume_or_a_replacement(cx: &Ctx) -> Result<()> {
     let (receiver, dep) = with_receiver(cx, TargetOptions::DEFAULT).await?;
     let space = cx.space();
@@ -145,6 +146,11 @@ pub async fn none_for_a_second_tab_a_resume_or_a_replacement(cx: &Ctx) -> Result
     // A replacement over the open socket (4001).
     let mut a3 = Client::join(&dep.ws_base(), &space, &ann, Some(&id)).await?;
     a2.expect_close(4001).await?;
+    // A state update (section 10) changes no member.
+    a3.send_json(&serde_json::json!({"action": "update", "state": {"typing": true}}))
+        .await?;
+    let update = tab.recv_json().await?;
+    ensure!(update["event"] == "remote update", "the tab got {update}");
     // The tab closes: ann still holds a lease, so no member.left.
     tab.close().await?;
     a3.expect_leave(&tab.member()).await?;
