@@ -5,6 +5,7 @@
 //! target feeds roster events and the time in, and carries out the POSTs
 //! the outbox asks for.
 
+mod config;
 mod event;
 mod members;
 mod outbox;
