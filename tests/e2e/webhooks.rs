@@ -391,9 +391,36 @@ pub async fn maker_killed_while_receiver_down_other_instance_delivers(cx: &Ctx) 
     let ann = unique("ann");
     let mut a = Client::join(&dep.ws_base_of(0), &space, &ann, None).await?;
     a.close().await?;
+    // The maker's pump owns the stream (its consumer id is in its log).
+    let maker = dep.instances()[0].clone();
+    let consumer = maker
+        .log()
+        .lines()
+        .find_map(|l| l.split("consumer=").nth(1))
+        .map(|c| {
+            c.split_whitespace()
+                .next()
+                .unwrap_or("")
+                .trim_matches('"')
+                .to_owned()
+        })
+        .context("the maker's consumer id in its log")?;
+    let key = format!("lh:{{{space}}}:webhooks");
+    let node = dep.redis_node_for(&key)?;
+    let redis = dep.redis_nodes()[node].clone();
+    let owner_key = format!("{key}-owner");
+    let owner = || longhouse_e2e::target::redis_cli(redis.port, &["GET", &owner_key]);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while owner()?.trim() != consumer {
+        ensure!(
+            Instant::now() < deadline,
+            "the maker ({consumer}) does not own {key}: {:?}",
+            owner()?
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // Attempts go and fail meanwhile.
     longhouse_e2e::let_time_pass(Duration::from_millis(1_500)).await;
-    let maker = dep.instances()[0].clone();
     maker.signal(libc::SIGKILL)?;
     receiver.up().await?;
     let events = receiver
@@ -409,9 +436,11 @@ pub async fn maker_killed_while_receiver_down_other_instance_delivers(cx: &Ctx) 
             ],
         "events: {events:#?}"
     );
-    let key = format!("lh:{{{space}}}:webhooks");
-    let node = dep.redis_node_for(&key)?;
-    let redis = dep.redis_nodes()[node].clone();
+    let taker = owner()?;
+    ensure!(
+        taker.trim() != consumer && !taker.trim().is_empty(),
+        "owner after the takeover: {taker:?}"
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let len = longhouse_e2e::target::redis_cli(redis.port, &["XLEN", &key])?;

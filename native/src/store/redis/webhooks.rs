@@ -24,7 +24,7 @@ use longhouse_core::SpaceName;
 use redis::streams::{StreamAutoClaimReply, StreamReadReply};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::conn::ScriptConn;
 use super::RedisStore;
@@ -81,6 +81,7 @@ impl Pump {
         let mut consumer = [0u8; 8];
         getrandom::fill(&mut consumer).expect("the OS random source works");
         let consumer = hex_id(consumer);
+        info!(consumer = consumer.as_str(), "webhook pump started");
         let outbox = Outbox::new(secret.as_bytes().to_vec(), OutboxConfig::default());
         tokio::spawn(run(store, rx, outbox, consumer, url.to_owned()));
         Pump { made }
