@@ -113,9 +113,11 @@ enum Op {
         id: Option<usize>,
         holder: u8,
     },
-    /// The server API's kick of one lease.
+    /// The server API's kick of one lease, or of every lease of an
+    /// identity.
     Remove {
         id: usize,
+        identity: Option<usize>,
     },
     Sweep,
     /// Time moves on.
@@ -127,7 +129,8 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0..IDENTITIES.len(), prop::option::weighted(0.5, any::<usize>()), 1..5u8)
             .prop_map(|(identity, id, holder)| Op::Join { identity, id, holder }),
         4 => (any::<usize>(), 1..5u8).prop_map(|(id, holder)| Op::Renew { id, holder }),
-        1 => any::<usize>().prop_map(|id| Op::Remove { id }),
+        1 => (any::<usize>(), prop::option::of(0..IDENTITIES.len()))
+            .prop_map(|(id, identity)| Op::Remove { id, identity }),
         2 => (any::<usize>(), 1..5u8, prop::option::of(any::<usize>()))
             .prop_map(|(id, holder, last)| Op::Leave { id, holder, last }),
         4 => (any::<usize>(), 1..5u8, prop::option::weighted(0.8, any::<usize>()))
@@ -376,18 +379,22 @@ impl Run<'_> {
                 self.compare(&reply, status, &events)?;
                 return self.compare_leases(&reply);
             }
-            Op::Remove { id } => {
-                let Some(id) = self.pick(*id) else {
-                    return Ok(());
+            Op::Remove { id, identity } => {
+                let target = match identity {
+                    Some(i) => KickTarget::Identity(IDENTITIES[*i].to_owned()),
+                    None => match self.pick(*id) {
+                        Some(id) => KickTarget::Client(id),
+                        None => return Ok(()),
+                    },
                 };
                 let mut events = self.roster.sweep(t);
-                events.extend(self.roster.remove_client(&id));
-                let reply = self.call(
-                    StoreOp::Remove {
-                        target: KickTarget::Client(id),
-                    },
-                    at,
-                )?;
+                match &target {
+                    KickTarget::Identity(identity) => {
+                        events.extend(self.roster.remove_identity(identity))
+                    }
+                    KickTarget::Client(id) => events.extend(self.roster.remove_client(id)),
+                }
+                let reply = self.call(StoreOp::Remove { target }, at)?;
                 self.compare(&reply, ScriptStatus::Ok, &events)?;
                 return self.compare_leases(&reply);
             }
