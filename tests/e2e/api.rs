@@ -320,3 +320,30 @@ pub async fn kick_reaches_sockets_on_every_instance(cx: &Ctx) -> Result<()> {
     w1.expect_join(&again.member()).await?;
     Ok(())
 }
+
+/// With Redis down, a kick cannot be done and says so: 503, promptly
+/// (within the kick's 5 s wait), not a hanging request.
+pub async fn kick_with_the_store_down_is_503(cx: &Ctx) -> Result<()> {
+    let dep = cx.start_own(ADMIN).await?;
+    let space = cx.space();
+    let _a = Client::join(&dep.ws_base(), &space, "ann", None).await?;
+    for i in 0..dep.redis_nodes().len() {
+        dep.kill_redis_node(i)?;
+    }
+    let started = std::time::Instant::now();
+    let r = http::request(
+        &dep.http_base(),
+        "DELETE",
+        &format!("/{space}?identity=ann"),
+        &[("Authorization", BEARER)],
+        None,
+    )
+    .await?;
+    expect_status(&r, 503, "DELETE with Redis down")?;
+    ensure!(
+        started.elapsed() < std::time::Duration::from_secs(7),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    Ok(())
+}

@@ -405,6 +405,11 @@ fn cases() -> Vec<Case> {
             [ServerKick, ManyInstances]
         ),
         case!(
+            api::kick_with_the_store_down_is_503,
+            Uses::Own,
+            [ServerKick, Redis]
+        ),
+        case!(
             api::roster_with_the_admin_token_needs_no_join_token,
             Uses::Shared(api::ADMIN_AND_AUTH),
             [ServerApi]

@@ -27,6 +27,9 @@ use crate::ids::{fresh_client_id, fresh_epoch};
 use crate::outbox::{Outbound, Outbox};
 use crate::store::dispatch::{carry_out, dropped_after_panic};
 
+/// How long a kick waits for its script's reply before it answers 503.
+const KICK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// One space on this instance.
 pub(super) struct SpaceDriver {
     pub name: SpaceName,
@@ -150,7 +153,12 @@ impl RedisStore {
             });
             break;
         }
-        rx.await.unwrap_or(Err(StoreFailure::Failed))
+        // A store that never answers (down, its call held) is a failure,
+        // not a request left hanging.
+        match tokio::time::timeout(KICK_TIMEOUT, rx).await {
+            Ok(answer) => answer.unwrap_or(Err(StoreFailure::Failed)),
+            Err(_) => Err(StoreFailure::Unavailable),
+        }
     }
 
     pub(in crate::store) fn shutdown(self: &Arc<Self>) {
