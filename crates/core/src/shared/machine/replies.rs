@@ -56,7 +56,7 @@ impl SharedSpace {
                 self.resyncing = false;
                 self.resynced(&call, reply, now, out);
             }
-            Pending::Publish => self.absorb(&call, reply, now, out),
+            Pending::Publish | Pending::Remove => self.absorb(&call, reply, now, out),
         }
     }
 
@@ -392,6 +392,7 @@ impl SharedSpace {
                 "resync"
             }
             Pending::Publish => "publish",
+            Pending::Remove => "remove",
         };
         out.notes.push(Note::CallFailed(what, failure));
     }
