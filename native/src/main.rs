@@ -13,6 +13,7 @@ mod outbox;
 mod server;
 mod store;
 mod web;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -79,6 +80,9 @@ async fn run(config: Config) -> std::io::Result<()> {
         max_message_bytes: config.max_message_bytes,
         ..SpaceConfig::default()
     };
+    let webhooks = config
+        .webhook()
+        .map(|(url, secret)| webhooks::Webhooks::start(url, secret, Default::default()));
     let (store, store_name) = match config.redis() {
         Some(url) => match RedisStore::start(
             space_config,
@@ -94,7 +98,11 @@ async fn run(config: Config) -> std::io::Result<()> {
             }
         },
         None => (
-            Store::Memory(MemoryStore::start(space_config, config.max_clients())),
+            Store::Memory(MemoryStore::start(
+                space_config,
+                config.max_clients(),
+                webhooks,
+            )),
             "memory",
         ),
     };
@@ -109,7 +117,9 @@ async fn run(config: Config) -> std::io::Result<()> {
         max_message_bytes: config.max_message_bytes,
         conn_ids: Arc::new(ConnIds::new()),
         sockets: sockets.clone(),
+        admin: config.admin(),
     };
+    let state_api = state.admin.is_on();
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(config.host, config.port)).await?;
     info!(
         addr = %listener.local_addr()?,
@@ -117,6 +127,8 @@ async fn run(config: Config) -> std::io::Result<()> {
         keepalive_ms = config.keepalive_ms,
         max_message_bytes = config.max_message_bytes,
         store = store_name,
+        api = state_api,
+        webhooks = config.webhook().is_some(),
         "listening"
     );
     let shutdown_store = store.clone();

@@ -12,9 +12,16 @@ pub use memory::MemoryStore;
 
 use std::sync::Arc;
 
-use longhouse_core::{ConnId, Disconnect, Frame, JoinRequest, SpaceName};
+use longhouse_core::api::KickTarget;
+use longhouse_core::{ConnId, Disconnect, Frame, JoinRequest, Json, SpaceName};
 
 use crate::outbox::Outbox;
+
+/// The server API's `DELETE` is not built for this store yet (Redis: a
+/// kick must reach sockets held by every instance).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("Not implemented on the Redis store yet")]
+pub struct ApiUnsupported;
 
 /// The store behind every space of this process.
 #[derive(Clone)]
@@ -56,6 +63,32 @@ impl Store {
         match self {
             Store::Memory(m) => m.shutdown(),
             Store::Redis(r) => r.shutdown(),
+        }
+    }
+
+    /// A server broadcast (`POST /{space}`) to every client of the space.
+    pub async fn broadcast(&self, space: &SpaceName, data: &Json) -> Result<(), ApiUnsupported> {
+        match self {
+            Store::Memory(m) => {
+                m.broadcast(space, data);
+                Ok(())
+            }
+            Store::Redis(r) => {
+                r.broadcast(space, data);
+                Ok(())
+            }
+        }
+    }
+
+    /// A kick (`DELETE /{space}`): how many leases it ended.
+    pub async fn kick(
+        &self,
+        space: &SpaceName,
+        target: &KickTarget,
+    ) -> Result<usize, ApiUnsupported> {
+        match self {
+            Store::Memory(m) => Ok(m.kick(space, target)),
+            Store::Redis(_) => Err(ApiUnsupported),
         }
     }
 

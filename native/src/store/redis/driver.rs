@@ -91,6 +91,25 @@ impl RedisStore {
         }
     }
 
+    /// A server broadcast: one publish on the space's channel, which every
+    /// instance with sockets in the space relays to them (this one
+    /// subscribes for as long as the call takes, if it had no socket there).
+    pub(in crate::store) fn broadcast(
+        self: &Arc<Self>,
+        name: &SpaceName,
+        data: &longhouse_core::Json,
+    ) {
+        loop {
+            let driver = self.driver_for(name);
+            let state = lock(&driver.state);
+            if driver.removed.load(Ordering::SeqCst) {
+                continue;
+            }
+            self.work(&driver, state, |m| m.server_broadcast(data, now()));
+            return;
+        }
+    }
+
     pub(in crate::store) fn shutdown(self: &Arc<Self>) {
         self.stopping.store(true, Ordering::SeqCst);
         for driver in self.drivers() {
