@@ -372,6 +372,15 @@ mod tests {
         assert_eq!(c.webhook(), Some(("https://h.example/x", "k")));
         let c = with(&["--webhook-url", "", "--webhook-secret", "k"]).unwrap();
         assert_eq!(c.webhook(), None);
+        let c = with(&[
+            "--webhook-url",
+            "http://h/x",
+            "--webhook-secret",
+            "k",
+            "--redis-url",
+            "redis://r",
+        ]);
+        assert!(c.is_ok(), "webhooks work on Redis too");
         assert!(with(&["--admin-token", "t"]).unwrap().admin().is_on());
         assert!(!with(&["--admin-token", ""]).unwrap().admin().is_on());
     }

@@ -80,8 +80,10 @@ async fn run(config: Config) -> std::io::Result<()> {
         max_message_bytes: config.max_message_bytes,
         ..SpaceConfig::default()
     };
+    // In memory: one in-process outbox; on Redis the store's own pump.
     let webhooks = config
         .webhook()
+        .filter(|_| config.redis().is_none())
         .map(|(url, secret)| webhooks::Webhooks::start(url, secret, Default::default()));
     let (store, store_name) = match config.redis() {
         Some(url) => match RedisStore::start(
@@ -89,6 +91,7 @@ async fn run(config: Config) -> std::io::Result<()> {
             config.max_clients(),
             url,
             config.subscription_queue,
+            config.webhook(),
         ) {
             Ok(r) => (Store::Redis(r), "redis"),
             Err(e) => {
@@ -101,7 +104,7 @@ async fn run(config: Config) -> std::io::Result<()> {
             Store::Memory(MemoryStore::start(
                 space_config,
                 config.max_clients(),
-                webhooks,
+                webhooks.clone(),
             )),
             "memory",
         ),
@@ -152,6 +155,15 @@ async fn run(config: Config) -> std::io::Result<()> {
             open = sockets.len(),
             "sockets still open after the grace period"
         );
+    }
+    if let Some(webhooks) = &webhooks {
+        let left = webhooks.drained(SHUTDOWN_GRACE).await;
+        if left > 0 {
+            warn!(
+                events = left,
+                "webhook events not delivered before exit are lost (in-memory store)"
+            );
+        }
     }
     info!("stopped");
     Ok(())

@@ -75,17 +75,13 @@ pub async fn broadcast(
         Ok(data) => data,
         Err(e) => return api_error(&e),
     };
-    match state.settings.store.broadcast(&space, &data).await {
-        Ok(()) => {
-            info!(
-                space = space.as_str(),
-                bytes = data.len(),
-                "server broadcast"
-            );
-            json(StatusCode::ACCEPTED, "{}".to_owned())
-        }
-        Err(e) => error(StatusCode::NOT_IMPLEMENTED, &e.to_string()),
-    }
+    state.settings.store.broadcast(&space, &data).await;
+    info!(
+        space = space.as_str(),
+        bytes = data.len(),
+        "server broadcast"
+    );
+    json(StatusCode::ACCEPTED, "{}".to_owned())
 }
 
 /// `DELETE /{space}?id=…` or `?identity=…` (server API): those leases end
@@ -107,7 +103,10 @@ pub async fn kick(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -
             info!(space = space.as_str(), removed, "kick");
             json(StatusCode::OK, removed_json(removed))
         }
-        Err(e) => error(StatusCode::NOT_IMPLEMENTED, &e.to_string()),
+        Err(why) => {
+            warn!(space = space.as_str(), error = %why, "kick failed");
+            error(StatusCode::SERVICE_UNAVAILABLE, &why)
+        }
     }
 }
 

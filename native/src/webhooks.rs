@@ -20,6 +20,8 @@ pub struct Webhooks {
     /// The events of one roster change travel together, so they go in one
     /// batch.
     events: mpsc::UnboundedSender<Vec<WebhookEvent>>,
+    /// Events held by the outbox (waiting or in flight), for shutdown.
+    held: tokio::sync::watch::Receiver<usize>,
 }
 
 impl Webhooks {
@@ -27,14 +29,21 @@ impl Webhooks {
     /// runtime.
     pub fn start(url: &str, secret: &str, config: OutboxConfig) -> Self {
         let (events, inbox) = mpsc::unbounded_channel();
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("longhouse/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("the HTTP client builds");
+        let client = http_client();
         let outbox = Outbox::new(secret.as_bytes().to_vec(), config);
-        tokio::spawn(run(outbox, inbox, client, url.to_owned()));
-        Webhooks { events }
+        let (held_tx, held) = tokio::sync::watch::channel(0);
+        tokio::spawn(run(outbox, inbox, held_tx, client, url.to_owned()));
+        Webhooks { events, held }
+    }
+
+    /// Waits, at most `grace`, until every event made so far is delivered
+    /// (or given up): at shutdown, since the in-memory outbox goes with
+    /// the process. Returns how many are still held.
+    pub async fn drained(&self, grace: Duration) -> usize {
+        let mut held = self.held.clone();
+        let _ = tokio::time::timeout(grace, held.wait_for(|n| *n == 0)).await;
+        let left = *held.borrow();
+        left
     }
 
     /// Queues events behind every earlier one of their space.
@@ -56,9 +65,19 @@ impl Webhooks {
     }
 }
 
+/// The client every webhook POST goes through: no redirects followed.
+pub(crate) fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("longhouse/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("the HTTP client builds")
+}
+
 async fn run(
     mut outbox: Outbox,
     mut inbox: mpsc::UnboundedReceiver<Vec<WebhookEvent>>,
+    held: tokio::sync::watch::Sender<usize>,
     client: reqwest::Client,
     url: String,
 ) {
@@ -102,13 +121,14 @@ async fn run(
         for attempt in attempts {
             requests.spawn(send(client.clone(), url.clone(), attempt));
         }
+        held.send_if_modified(|n| std::mem::replace(n, outbox.held()) != outbox.held());
         if !open && requests.is_empty() && outbox.held() == 0 {
             return;
         }
     }
 }
 
-async fn sleep_until(at: Option<tokio::time::Instant>) {
+pub(crate) async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
@@ -116,7 +136,11 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 }
 
 /// One POST; a 2xx answer delivers it, anything else fails it.
-async fn send(client: reqwest::Client, url: String, attempt: Attempt) -> (BatchId, Answer) {
+pub(crate) async fn send(
+    client: reqwest::Client,
+    url: String,
+    attempt: Attempt,
+) -> (BatchId, Answer) {
     let started = std::time::Instant::now();
     let result = client
         .post(&url)
@@ -155,7 +179,7 @@ async fn send(client: reqwest::Client, url: String, attempt: Attempt) -> (BatchI
     (attempt.batch, answer)
 }
 
-fn report(s: &Settled) {
+pub(crate) fn report(s: &Settled) {
     match s {
         Settled::Delivered { space, events } => {
             debug!(

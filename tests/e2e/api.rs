@@ -291,3 +291,32 @@ pub async fn roster_with_the_admin_token_needs_no_join_token(cx: &Ctx) -> Result
     expect_status(&r, 401, "GET with a join token and a wrong admin token")?;
     Ok(())
 }
+
+/// A kick made through one instance reaches a socket held by another:
+/// that socket gets `Removed` and 4003, watchers on both instances see the
+/// leave with `"reason":"removed"`, and the identity rejoins on either.
+pub async fn kick_reaches_sockets_on_every_instance(cx: &Ctx) -> Result<()> {
+    let dep = cx.dep();
+    let space = cx.space();
+    let ann = unique("ann");
+    // ann on the second instance; watchers on both; the API on the first.
+    let mut a = Client::join(&dep.ws_base_of(1), &space, &ann, None).await?;
+    let mut w0 = Client::join(&dep.ws_base_of(0), &space, "w0", None).await?;
+    let mut w1 = Client::join(&dep.ws_base_of(1), &space, "w1", None).await?;
+    w0.expect_join(&w1.member()).await?;
+    a.expect_join(&w0.member()).await?;
+    a.expect_join(&w1.member()).await?;
+    let path = format!("/{}?identity={}", encode_space(&space), encode_space(&ann));
+    let r = call(cx, "DELETE", &path, Some(BEARER), None).await?;
+    expect_status(&r, 200, "DELETE through instance 0")?;
+    ensure!(body(&r)? == json!({"removed": 1}), "{}", r.body_text());
+    let v = a.recv_json().await?;
+    ensure!(v == json!({"error": "Removed"}), "kicked socket got {v}");
+    a.expect_close(4003).await?;
+    expect_removed_leave(&mut w0, &a.id).await?;
+    expect_removed_leave(&mut w1, &a.id).await?;
+    let again = Client::join(&dep.ws_base_of(0), &space, &ann, None).await?;
+    w0.expect_join(&again.member()).await?;
+    w1.expect_join(&again.member()).await?;
+    Ok(())
+}

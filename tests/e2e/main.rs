@@ -401,6 +401,11 @@ fn cases() -> Vec<Case> {
             [ServerApi, ServerKick]
         ),
         case!(
+            api::kick_reaches_sockets_on_every_instance,
+            Uses::Shared(api::ADMIN),
+            [ServerKick, ManyInstances]
+        ),
+        case!(
             api::roster_with_the_admin_token_needs_no_join_token,
             Uses::Shared(api::ADMIN_AND_AUTH),
             [ServerApi]
@@ -440,6 +445,11 @@ fn cases() -> Vec<Case> {
             webhooks::first_attempt_within_one_second,
             Uses::Own,
             [Webhooks]
+        ),
+        case!(
+            webhooks::sigterm_delivers_pending_events_before_exit,
+            Uses::Own,
+            [Webhooks, Signals, MemoryStore]
         ),
         case!(
             webhooks::kick_is_member_left_with_reason_removed,

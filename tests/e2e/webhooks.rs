@@ -344,3 +344,31 @@ pub async fn kick_is_member_left_with_reason_removed(cx: &Ctx) -> Result<()> {
     );
     Ok(())
 }
+
+/// In memory, the outbox goes with the process: on SIGTERM the server
+/// waits (within its shutdown grace) for pending events, so a batch that
+/// failed once is retried and delivered before it exits 0.
+pub async fn sigterm_delivers_pending_events_before_exit(cx: &Ctx) -> Result<()> {
+    let (receiver, dep) = with_receiver(cx, TargetOptions::DEFAULT).await?;
+    receiver.fail_next(1);
+    let space = cx.space();
+    let ann = unique("ann");
+    let _a = join(&dep, &space, &ann).await?;
+    receiver
+        .wait_until(SOON, "a first (failed) attempt", |rs| !rs.is_empty())
+        .await?;
+    let process = dep.instances()[0].clone();
+    process.signal(libc::SIGTERM)?;
+    let status = process.wait_exit(Duration::from_secs(10)).await?;
+    ensure!(status.success(), "exit status {status}");
+    let events = receiver.delivered();
+    ensure!(
+        summary(&events)
+            == vec![
+                ev("space.occupied", None, None),
+                ev("member.joined", Some(&ann), None),
+            ],
+        "delivered before exit: {events:#?}"
+    );
+    Ok(())
+}

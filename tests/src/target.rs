@@ -904,6 +904,8 @@ impl NativeTarget {
                 Capability::NativeOps,
                 Capability::PromptServerCloses,
                 Capability::ServerApi,
+                Capability::ServerKick,
+                Capability::Webhooks,
             ],
             redis_instances: Some(2),
             cluster: true,
@@ -925,6 +927,8 @@ impl NativeTarget {
             Capability::NativeOps,
             Capability::PromptServerCloses,
             Capability::ServerApi,
+            Capability::ServerKick,
+            Capability::Webhooks,
         ];
         if instances > 1 {
             capabilities.push(Capability::ManyInstances);

@@ -17,12 +17,6 @@ use longhouse_core::{ConnId, Disconnect, Frame, JoinRequest, Json, SpaceName};
 
 use crate::outbox::Outbox;
 
-/// The server API's `DELETE` is not built for this store yet (Redis: a
-/// kick must reach sockets held by every instance).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("Not implemented on the Redis store yet")]
-pub struct ApiUnsupported;
-
 /// The store behind every space of this process.
 #[derive(Clone)]
 pub enum Store {
@@ -67,28 +61,23 @@ impl Store {
     }
 
     /// A server broadcast (`POST /{space}`) to every client of the space.
-    pub async fn broadcast(&self, space: &SpaceName, data: &Json) -> Result<(), ApiUnsupported> {
+    pub async fn broadcast(&self, space: &SpaceName, data: &Json) {
         match self {
-            Store::Memory(m) => {
-                m.broadcast(space, data);
-                Ok(())
-            }
-            Store::Redis(r) => {
-                r.broadcast(space, data);
-                Ok(())
-            }
+            Store::Memory(m) => m.broadcast(space, data),
+            Store::Redis(r) => r.broadcast(space, data),
         }
     }
 
-    /// A kick (`DELETE /{space}`): how many leases it ended.
-    pub async fn kick(
-        &self,
-        space: &SpaceName,
-        target: &KickTarget,
-    ) -> Result<usize, ApiUnsupported> {
+    /// A kick (`DELETE /{space}`): how many leases it ended, or why the
+    /// store could not say.
+    pub async fn kick(&self, space: &SpaceName, target: &KickTarget) -> Result<usize, String> {
+        use longhouse_core::shared::StoreFailure;
         match self {
             Store::Memory(m) => Ok(m.kick(space, target)),
-            Store::Redis(_) => Err(ApiUnsupported),
+            Store::Redis(r) => r.kick(space, target).await.map_err(|e| match e {
+                StoreFailure::Unavailable => "Store unavailable".to_owned(),
+                StoreFailure::Failed => "Store call failed".to_owned(),
+            }),
         }
     }
 

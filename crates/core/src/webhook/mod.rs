@@ -9,8 +9,10 @@ mod event;
 mod members;
 mod outbox;
 mod sign;
+mod stream;
 
 pub use event::{batch_body, EventType, WebhookEvent};
 pub use members::MemberCounts;
 pub use outbox::{Answer, Attempt, BatchId, Outbox, OutboxConfig, QueueFull, Settled};
 pub use sign::{sign, SIGNATURE_HEADER};
+pub use stream::from_stream_entry;

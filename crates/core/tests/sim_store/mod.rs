@@ -212,6 +212,27 @@ impl SimStore {
                 }
                 (status, false)
             }
+            StoreOp::Remove { target } => {
+                // remove.lua: the named leases, in id order, one leave each.
+                let ids: Vec<ClientId> = match run.data.hash.as_ref() {
+                    Some(h) => {
+                        h.2.iter()
+                            .filter(|(id, l)| target.matches(id, &l.client.identity))
+                            .map(|(id, _)| id.clone())
+                            .collect()
+                    }
+                    None => Vec::new(),
+                };
+                for id in ids {
+                    let lease = run.remove(&id);
+                    run.emit(RosterEvent::Left {
+                        client: lease.client,
+                        holder: lease.holder,
+                        cause: LeaveCause::Removed,
+                    });
+                }
+                (ScriptStatus::Ok, false)
+            }
             StoreOp::Sweep => (ScriptStatus::Ok, false),
             StoreOp::Resync { known } => {
                 let mut status = ScriptStatus::Ok;

@@ -51,6 +51,8 @@ enum Pending {
     Resync,
     /// A broadcast of the server API.
     Publish,
+    /// A kick of the server API.
+    Remove,
 }
 
 #[derive(Debug, Clone)]
@@ -373,6 +375,21 @@ impl SharedSpace {
         .encode();
         let op = StoreOp::Relay { from: None, text };
         self.call(op, Pending::Publish, now, &mut out);
+        self.finish(now, &mut out);
+        out
+    }
+
+    /// A kick of the server API: one script ends the leases `target` names
+    /// and publishes their leaves (cause removed), so that the instance
+    /// holding each socket closes it with 4003 and everyone else sees the
+    /// leave. The reply's step reports the leaves (count them with
+    /// [`crate::api::removed`]).
+    pub fn remove(&mut self, target: &crate::api::KickTarget, now: UnixMillis) -> SharedStep {
+        let mut out = SharedStep::default();
+        let op = StoreOp::Remove {
+            target: target.clone(),
+        };
+        self.call(op, Pending::Remove, now, &mut out);
         self.finish(now, &mut out);
         out
     }

@@ -52,7 +52,7 @@ impl SharedSpace {
                 self.resyncing = false;
                 self.resynced(&call, reply, now, out);
             }
-            Pending::Publish => self.absorb(&call, reply, now, out),
+            Pending::Publish | Pending::Remove => self.absorb(&call, reply, now, out),
         }
     }
 
@@ -383,6 +383,7 @@ impl SharedSpace {
                 "resync"
             }
             Pending::Publish => "publish",
+            Pending::Remove => "remove",
         };
         out.notes.push(Note::CallFailed(what, failure));
     }

@@ -24,6 +24,7 @@ if known_epoch ~= '' and known_epoch ~= epoch then
           ensure()
           put(id, holder, identity, client, expires_at)
           emit('join', client, holder)
+          joined(identity)
           status = 'restored'
         elseif have == '0' and have_identity == identity then
           set_holder(id, holder, identity)
@@ -36,6 +37,7 @@ if known_epoch ~= '' and known_epoch ~= epoch then
       ensure()
       put(id, '0', identity, client, now + placeholder_ms)
       emit('join', client, '0')
+      joined(identity)
       status = 'restored'
     end
   end
