@@ -110,6 +110,9 @@ pub struct SharedSpace {
     /// Joins the store took in a history the view is not at yet.
     unconfirmed: Vec<(ConnId, Option<Epoch>, u64)>,
     own: HashMap<ClientId, Own>,
+    /// Records updated by sockets welcomed (by the channel) before their
+    /// join's reply made the lease ours: taken into [`Own`] then.
+    early: HashMap<ConnId, ClientInfo>,
     /// Leaves of sockets that closed while their join was in flight (with
     /// the record to show, if an update was held): sent once it is
     /// answered, so that the leave cannot overtake the join.
@@ -159,6 +162,7 @@ impl SharedSpace {
             joining: HashMap::new(),
             unconfirmed: Vec::new(),
             own: HashMap::new(),
+            early: HashMap::new(),
             deferred: HashMap::new(),
             closing: HashMap::new(),
             calls: HashMap::new(),
@@ -405,6 +409,7 @@ impl SharedSpace {
         self.stopping = true;
         self.joining.clear();
         self.own.clear();
+        self.early.clear();
         out
     }
 
@@ -482,6 +487,7 @@ impl SharedSpace {
                 if self.own.get(&id).is_some_and(|o| o.conn == holder) {
                     self.own.remove(&id);
                 }
+                self.early.remove(&holder);
                 match self.joining.get(&holder) {
                     // Never sent: the store has nothing to end.
                     Some(j) if j.waiting_since.is_some() => self.closed_now(holder, out),
@@ -498,8 +504,11 @@ impl SharedSpace {
                 let Some(client) = self.record(&id, holder).map(|c| c.with_state(state)) else {
                     return;
                 };
-                if let Some(own) = self.own.get_mut(&id).filter(|o| o.conn == holder) {
-                    own.client = client.clone();
+                match self.own.get_mut(&id).filter(|o| o.conn == holder) {
+                    Some(own) => own.client = client.clone(),
+                    None => {
+                        self.early.insert(holder, client.clone());
+                    }
                 }
                 let op = StoreOp::Update { client, holder };
                 self.call(op, Pending::Renew(id, holder), now, out);
@@ -621,6 +630,7 @@ impl SharedSpace {
 
     fn refuse(&mut self, conn: ConnId, error: &JoinError, out: &mut SharedStep) {
         self.joining.remove(&conn);
+        self.early.remove(&conn);
         out.step.errors.push(error.kind());
         self.hub.refuse(conn, error, &mut out.step.outputs);
     }
