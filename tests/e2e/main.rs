@@ -125,12 +125,8 @@ fn cases() -> Vec<Case> {
             DEFAULT,
             [DemoPage]
         ),
-        case!(
-            ops::roster_as_json_lists_who_is_present,
-            DEFAULT,
-            [NativeOps]
-        ),
-        case!(ops::roster_request_checks_the_space, DEFAULT, [NativeOps]),
+        case!(ops::roster_as_json_lists_who_is_present, DEFAULT),
+        case!(ops::roster_request_checks_the_space, DEFAULT),
         case!(
             ops::metrics_count_presence_messages_and_errors,
             Uses::Own,
@@ -273,6 +269,11 @@ fn cases() -> Vec<Case> {
         ),
         case!(
             edge::presence_survives_a_restart_of_wrangler_dev,
+            Uses::Own,
+            [Edge]
+        ),
+        case!(
+            edge::held_update_is_sent_by_an_alarm_when_due_and_only_then,
             Uses::Own,
             [Edge]
         ),

@@ -230,7 +230,8 @@ pub enum Capability {
     /// that socket's own events (README, "Closes on the edge").
     PromptServerCloses,
     /// The native server's operations surface (issue 7): `GET /metrics`,
-    /// `GET /{space}` as JSON, `LOG_FORMAT=json`; a binary the suite can run.
+    /// `LOG_FORMAT=json`; a binary the suite can run. (`GET /{space}` as
+    /// JSON is served by every target.)
     NativeOps,
     /// Protocol v2, sections 10 to 13 (issue 11): presence state, signed
     /// info, username, leave reasons, broadcast and the cursor relay.
