@@ -224,7 +224,7 @@ impl Run<'_> {
                 };
                 let identity = IDENTITIES[*identity];
                 let mut client = ClientInfo::new(id.clone(), identity, t);
-                if (at / 7) % 2 == 0 {
+                if (at / 7).is_multiple_of(2) {
                     client.state = Some(state(at as usize));
                     client.username = Some(format!("user {identity}"));
                 }
