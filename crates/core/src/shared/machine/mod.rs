@@ -44,8 +44,10 @@ mod schedule;
 #[derive(Debug, Clone)]
 enum Pending {
     Join(ConnId),
-    /// A renewal, or an update or relay (which renew too).
+    /// A renewal, or a relay (which renews too).
     Renew(ClientId, ConnId),
+    /// An update (which renews too).
+    Update(ClientId, ConnId),
     Leave(ConnId),
     Sweep,
     Resync,
@@ -511,7 +513,7 @@ impl SharedSpace {
                     }
                 }
                 let op = StoreOp::Update { client, holder };
-                self.call(op, Pending::Renew(id, holder), now, out);
+                self.call(op, Pending::Update(id, holder), now, out);
             }
             Command::Relay { id, holder, relay } => {
                 let text = relay.message(&id).encode();

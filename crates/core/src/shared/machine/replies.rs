@@ -24,7 +24,7 @@ impl SharedSpace {
         out.step.events.extend(reply.events.iter().cloned());
         match call.pending.clone() {
             Pending::Join(conn) => self.join_replied(conn, &call, reply, now, out),
-            Pending::Renew(id, conn) => {
+            Pending::Renew(id, conn) | Pending::Update(id, conn) => {
                 // A socket closed by a shutdown once its update is stored.
                 if self.stopping {
                     self.closed_now(conn, out);
@@ -156,7 +156,7 @@ impl SharedSpace {
             client: new,
             holder: conn,
         };
-        self.call(op, Pending::Renew(id, conn), now, out);
+        self.call(op, Pending::Update(id, conn), now, out);
     }
 
     /// Records the lease a join's event gave a socket of ours.
@@ -308,7 +308,7 @@ impl SharedSpace {
                 client,
                 holder: conn,
             };
-            self.call(op, Pending::Renew(id, conn), now, out);
+            self.call(op, Pending::Update(id, conn), now, out);
         }
     }
 
@@ -417,6 +417,17 @@ impl SharedSpace {
                     self.closed_now(conn, out);
                 }
                 "renew"
+            }
+            Pending::Update(_, conn) => {
+                if self.stopping {
+                    self.closed_now(conn, out);
+                } else {
+                    // Stored or not, a snapshot tells; a record of ours
+                    // that lags is then sent again (the latest state is
+                    // never lost).
+                    self.want_resync(ResyncReason::UpdateFailed);
+                }
+                "update"
             }
             Pending::Leave(conn) => {
                 self.closed_now(conn, out);
