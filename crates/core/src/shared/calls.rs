@@ -101,7 +101,10 @@ pub enum StoreOp {
 }
 
 /// One call to make: an id for its reply, the caller's history, the
-/// request.
+/// request. Calls made for one socket (the `holder` of a join, renewal,
+/// update or leave, the sender of a relay) must run in the order they were
+/// made: that is what keeps one client's updates and broadcasts in order,
+/// and its leave after its last update. Other calls may run in any order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreCall {
     /// Echoed with the reply.

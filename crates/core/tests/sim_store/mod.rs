@@ -255,15 +255,21 @@ impl SimStore {
                                         });
                                         status = ScriptStatus::Restored;
                                     }
-                                    Some(l)
+                                    Some(ref l)
                                         if l.holder == ConnId(0)
                                             && l.client.identity == lease.client.identity =>
                                     {
-                                        run.set_holder(&id, conn);
+                                        run.leases().insert(
+                                            id.clone(),
+                                            StoredLease {
+                                                holder: conn,
+                                                client: lease.client.clone(),
+                                            },
+                                        );
                                         let z = run.data.zset.get_mut(&id).expect("consistent");
                                         *z = (*z).max(end);
                                         run.emit(RosterEvent::Resumed {
-                                            client: l.client,
+                                            client: lease.client.clone(),
                                             holder: conn,
                                             replaced: ConnId(0),
                                         });
