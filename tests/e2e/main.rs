@@ -275,6 +275,11 @@ fn cases() -> Vec<Case> {
             [Edge]
         ),
         case!(
+            edge::webhook_events_made_before_a_restart_are_delivered_after_it,
+            Uses::Own,
+            [Edge, Webhooks]
+        ),
+        case!(
             edge::held_update_is_sent_by_an_alarm_when_due_and_only_then,
             Uses::Own,
             [Edge]
