@@ -30,6 +30,8 @@ pub struct AppState {
     pub conn_ids: Arc<ConnIds>,
     /// Every socket task, so shutdown can wait for their close frames.
     pub sockets: TaskTracker,
+    /// The server API's token (`ADMIN_TOKEN`).
+    pub admin: longhouse_core::api::AdminToken,
 }
 
 /// The router.
@@ -40,7 +42,12 @@ pub fn router(state: AppState) -> Router {
         .route("/index.html", get(crate::demo::page))
         .route("/client.js", get(crate::demo::script))
         .route("/metrics", get(crate::web::metrics))
-        .route("/{*space}", get(crate::web::space))
+        .route(
+            "/{*space}",
+            get(crate::web::space)
+                .post(crate::web::broadcast)
+                .delete(crate::web::kick),
+        )
         .fallback(upgrade_required)
         .method_not_allowed_fallback(upgrade_required)
         .layer(middleware::from_fn_with_state(state.clone(), joins))

@@ -132,11 +132,44 @@ pub struct Config {
     #[arg(long, env = "SUBSCRIPTION_QUEUE", value_name = "SUBSCRIPTION_QUEUE",
           default_value_t = defaults::DEFAULT_SUBSCRIPTION_QUEUE, value_parser = at_least_1)]
     pub subscription_queue: usize,
+    /// Bearer token of the server API (`POST`, `DELETE` and `GET` of
+    /// `/{space}`); unset: the API's `POST` and `DELETE` answer 404.
+    #[arg(
+        long,
+        env = "ADMIN_TOKEN",
+        value_name = "ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+    /// Where member events are POSTed (an http or https URL); needs
+    /// WEBHOOK_SECRET. Unset: no webhooks.
+    #[arg(long, env = "WEBHOOK_URL", value_name = "WEBHOOK_URL", value_parser = http_url)]
+    pub webhook_url: Option<String>,
+    /// The key that signs every webhook POST (`Longhouse-Signature`).
+    #[arg(
+        long,
+        env = "WEBHOOK_SECRET",
+        value_name = "WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
+    pub webhook_secret: Option<String>,
     /// Instead of serving: ask the server at HOST and PORT (loopback when
     /// HOST is every address) for `GET /health`, exit 0 on 200, else 1.
     /// For container health checks.
     #[arg(long)]
     pub health_check: bool,
+}
+
+/// An absolute `http://` or `https://` URL with a host (empty: unset).
+fn http_url(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Ok(String::new());
+    }
+    let uri: axum::http::Uri = s.trim().parse().map_err(|e| format!("not a URL: {e}"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(host)) if !host.is_empty() => Ok(s.trim().to_owned()),
+        _ => Err("expected an http:// or https:// URL".to_owned()),
+    }
 }
 
 fn at_least_64(s: &str) -> Result<usize, String> {
@@ -193,7 +226,7 @@ impl Config {
         T: Into<OsString> + Clone,
     {
         match Config::try_parse_from(args) {
-            Ok(c) => Ok(c.normalized()),
+            Ok(c) => c.normalized().checked(),
             Err(e) => Err(value_error(&e).unwrap_or_else(|| e.exit())),
         }
     }
@@ -207,12 +240,41 @@ impl Config {
             &mut self.auth_secret,
             &mut self.auth_secret_previous,
             &mut self.allowed_origins,
+            &mut self.admin_token,
+            &mut self.webhook_url,
+            &mut self.webhook_secret,
         ] {
             if v.as_deref().is_some_and(|s| s.trim().is_empty()) {
                 *v = None;
             }
         }
         self
+    }
+
+    /// Settings that are only wrong together: `WEBHOOK_URL` without
+    /// `WEBHOOK_SECRET` (unsigned webhooks are refused).
+    fn checked(self) -> Result<Self, ConfigError> {
+        if self.webhook_url.is_some() && self.webhook_secret.is_none() {
+            return Err(ConfigError {
+                var: "WEBHOOK_SECRET".into(),
+                value: String::new(),
+                reason: "required with WEBHOOK_URL".into(),
+            });
+        }
+        Ok(self)
+    }
+
+    /// The server API's token (section 14).
+    pub fn admin(&self) -> longhouse_core::api::AdminToken {
+        longhouse_core::api::AdminToken::new(self.admin_token.as_deref())
+    }
+
+    /// `WEBHOOK_URL` and `WEBHOOK_SECRET`, when webhooks are on.
+    pub fn webhook(&self) -> Option<(&str, &str)> {
+        Some((
+            self.webhook_url.as_deref()?,
+            self.webhook_secret.as_deref()?,
+        ))
     }
 
     /// The Redis store: `REDISCLOUD_URL` over `REDIS_URL`; `None` is
@@ -304,6 +366,42 @@ mod tests {
         assert_eq!(c.max_connections, 10_000);
         assert_eq!(c.handshake_timeout_ms, 5_000);
         assert_eq!(c.max_queued_messages, 1024);
+        assert!(!c.admin().is_on());
+        assert_eq!(c.webhook(), None);
+    }
+
+    #[test]
+    fn webhook_url_needs_a_secret_and_an_http_url() {
+        let e = with(&["--webhook-url", "http://127.0.0.1:9/hook"]).unwrap_err();
+        assert_eq!(e.var, "WEBHOOK_SECRET");
+        assert!(e.to_string().contains("required with WEBHOOK_URL"), "{e}");
+        let e = with(&["--webhook-url", "http://h/x", "--webhook-secret", ""]).unwrap_err();
+        assert_eq!(e.var, "WEBHOOK_SECRET");
+        for bad in ["ftp://h/x", "/just/a/path", "not a url"] {
+            let e = with(&["--webhook-url", bad, "--webhook-secret", "k"]).unwrap_err();
+            assert_eq!(e.var, "WEBHOOK_URL", "{bad}: {e}");
+        }
+        let c = with(&[
+            "--webhook-url",
+            "https://h.example/x",
+            "--webhook-secret",
+            "k",
+        ])
+        .unwrap();
+        assert_eq!(c.webhook(), Some(("https://h.example/x", "k")));
+        let c = with(&["--webhook-url", "", "--webhook-secret", "k"]).unwrap();
+        assert_eq!(c.webhook(), None);
+        let c = with(&[
+            "--webhook-url",
+            "http://h/x",
+            "--webhook-secret",
+            "k",
+            "--redis-url",
+            "redis://r",
+        ]);
+        assert!(c.is_ok(), "webhooks work on Redis too");
+        assert!(with(&["--admin-token", "t"]).unwrap().admin().is_on());
+        assert!(!with(&["--admin-token", ""]).unwrap().admin().is_on());
     }
 
     #[test]
@@ -373,7 +471,7 @@ mod tests {
     fn help_lists_every_variable_with_its_default() {
         let help = Config::command().render_long_help().to_string();
         let vars = variables();
-        assert_eq!(vars.len(), 19, "{vars:?}");
+        assert_eq!(vars.len(), 22, "{vars:?}");
         for var in &vars {
             assert!(
                 help.contains(&format!("[env: {var}")),

@@ -49,3 +49,8 @@ pub fn fresh_epoch() -> longhouse_core::shared::Epoch {
     getrandom::fill(&mut bytes).expect("the OS random source works");
     longhouse_core::shared::Epoch::from_random(u64::from_le_bytes(bytes))
 }
+
+/// A fresh webhook event id: a UUID v4, as client ids are made.
+pub fn fresh_event_id() -> String {
+    fresh_client_id().as_str().to_owned()
+}

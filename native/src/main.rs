@@ -13,6 +13,7 @@ mod outbox;
 mod server;
 mod store;
 mod web;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -80,12 +81,18 @@ async fn run(config: Config) -> std::io::Result<()> {
         max_state_bytes: config.max_state_bytes,
         update_interval_ms: config.update_interval_ms,
     };
+    // In memory: one in-process outbox; on Redis the store's own pump.
+    let webhooks = config
+        .webhook()
+        .filter(|_| config.redis().is_none())
+        .map(|(url, secret)| webhooks::Webhooks::start(url, secret, Default::default()));
     let (store, store_name) = match config.redis() {
         Some(url) => match RedisStore::start(
             space_config,
             config.max_clients(),
             url,
             config.subscription_queue,
+            config.webhook(),
         ) {
             Ok(r) => (Store::Redis(r), "redis"),
             Err(e) => {
@@ -95,7 +102,11 @@ async fn run(config: Config) -> std::io::Result<()> {
             }
         },
         None => (
-            Store::Memory(MemoryStore::start(space_config, config.max_clients())),
+            Store::Memory(MemoryStore::start(
+                space_config,
+                config.max_clients(),
+                webhooks.clone(),
+            )),
             "memory",
         ),
     };
@@ -110,7 +121,9 @@ async fn run(config: Config) -> std::io::Result<()> {
         max_message_bytes: config.max_message_bytes,
         conn_ids: Arc::new(ConnIds::new()),
         sockets: sockets.clone(),
+        admin: config.admin(),
     };
+    let state_api = state.admin.is_on();
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(config.host, config.port)).await?;
     info!(
         addr = %listener.local_addr()?,
@@ -118,6 +131,8 @@ async fn run(config: Config) -> std::io::Result<()> {
         keepalive_ms = config.keepalive_ms,
         max_message_bytes = config.max_message_bytes,
         store = store_name,
+        api = state_api,
+        webhooks = config.webhook().is_some(),
         "listening"
     );
     let shutdown_store = store.clone();
@@ -141,6 +156,15 @@ async fn run(config: Config) -> std::io::Result<()> {
             open = sockets.len(),
             "sockets still open after the grace period"
         );
+    }
+    if let Some(webhooks) = &webhooks {
+        let left = webhooks.drained(SHUTDOWN_GRACE).await;
+        if left > 0 {
+            warn!(
+                events = left,
+                "webhook events not delivered before exit are lost (in-memory store)"
+            );
+        }
     }
     info!("stopped");
     Ok(())

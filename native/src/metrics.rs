@@ -7,7 +7,9 @@
 //! (spaces with local sockets), `longhouse_presence_events_total{event=join|resume|leave|expire}`,
 //! `longhouse_errors_total{kind}`, `longhouse_messages_in_total`,
 //! `longhouse_messages_out_total`, `longhouse_server_closes_total{code}`,
-//! `longhouse_redis_command_seconds{script}`.
+//! `longhouse_redis_command_seconds{script}`,
+//! `longhouse_webhook_events_total`, `longhouse_webhook_attempts_total{result=delivered|failed}`,
+//! `longhouse_webhook_attempt_seconds`.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -68,6 +70,19 @@ fn describe() {
         Unit::Seconds,
         "Latency of the Redis roster scripts, by script."
     );
+    describe_counter!(
+        "longhouse_webhook_events_total",
+        "Member events queued for the webhook by this instance."
+    );
+    describe_counter!(
+        "longhouse_webhook_attempts_total",
+        "Webhook POSTs made, by result (delivered: a 2xx answer)."
+    );
+    describe_histogram!(
+        "longhouse_webhook_attempt_seconds",
+        Unit::Seconds,
+        "How long webhook POSTs took to be answered (or to fail)."
+    );
 }
 
 /// The Prometheus text of everything recorded so far, with `spaces` as the
@@ -126,4 +141,16 @@ pub fn server_close(code: u16) {
 /// One Redis script call and how long it took.
 pub fn redis_command(script: &'static str, took: Duration) {
     histogram!("longhouse_redis_command_seconds", "script" => script).record(took.as_secs_f64());
+}
+
+/// One member event queued for the webhook.
+pub fn webhook_event() {
+    counter!("longhouse_webhook_events_total").increment(1);
+}
+
+/// One webhook POST, delivered or not, and how long it took.
+pub fn webhook_attempt(delivered: bool, took: Duration) {
+    let result = if delivered { "delivered" } else { "failed" };
+    counter!("longhouse_webhook_attempts_total", "result" => result).increment(1);
+    histogram!("longhouse_webhook_attempt_seconds").record(took.as_secs_f64());
 }

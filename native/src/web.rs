@@ -2,11 +2,15 @@
 //! and a space's roster as JSON (`GET /{space}` with `Accept:
 //! application/json`).
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use longhouse_core::api::{
+    authorize, parse_broadcast, removed_json, Access, ApiError, KickTarget, Method,
+};
 use longhouse_core::{roster_json, roster_token, ServerMessage, SpaceName};
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::app::AppState;
 use crate::clock::now;
@@ -32,7 +36,78 @@ pub async fn space(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
     if !wants_json(&headers) {
         return crate::app::upgrade_required().await;
     }
-    roster(&state, uri.path(), uri.query()).await
+    let access = match authorize(&state.admin, Method::Get, authorization(&headers)) {
+        Ok(access) => access,
+        Err(e) => return api_error(&e),
+    };
+    roster(&state, uri.path(), uri.query(), access).await
+}
+
+/// The `Authorization` header's value; one that is not text is still a
+/// header (and so a wrong token).
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or(""))
+}
+
+fn api_error(e: &ApiError) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    json(status, e.body())
+}
+
+/// `POST /{space}` (server API): `{"data":…}` to every client of the
+/// space, `from: null`; 202.
+pub async fn broadcast(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(e) = authorize(&state.admin, Method::Post, authorization(&headers)) {
+        return api_error(&e);
+    }
+    let space = match SpaceName::from_path(uri.path()) {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let data = match parse_broadcast(&body, state.max_message_bytes) {
+        Ok(data) => data,
+        Err(e) => return api_error(&e),
+    };
+    state.settings.store.broadcast(&space, &data).await;
+    info!(
+        space = space.as_str(),
+        bytes = data.len(),
+        "server broadcast"
+    );
+    json(StatusCode::ACCEPTED, "{}".to_owned())
+}
+
+/// `DELETE /{space}?id=…` or `?identity=…` (server API): those leases end
+/// now; `{"removed":N}`.
+pub async fn kick(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
+    if let Err(e) = authorize(&state.admin, Method::Delete, authorization(&headers)) {
+        return api_error(&e);
+    }
+    let space = match SpaceName::from_path(uri.path()) {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let target = match KickTarget::parse(uri.query()) {
+        Ok(t) => t,
+        Err(e) => return api_error(&e),
+    };
+    match state.settings.store.kick(&space, &target).await {
+        Ok(removed) => {
+            info!(space = space.as_str(), removed, "kick");
+            json(StatusCode::OK, removed_json(removed))
+        }
+        Err(why) => {
+            warn!(space = space.as_str(), error = %why, "kick failed");
+            error(StatusCode::SERVICE_UNAVAILABLE, &why)
+        }
+    }
 }
 
 fn wants_json(headers: &HeaderMap) -> bool {
@@ -48,20 +123,23 @@ fn wants_json(headers: &HeaderMap) -> bool {
         })
 }
 
-/// `GET /{space}` as JSON: the same space and token rules as a join.
-async fn roster(state: &AppState, path: &str, query: Option<&str>) -> Response {
+/// `GET /{space}` as JSON: with the admin token, any space; else the same
+/// space and token rules as a join.
+async fn roster(state: &AppState, path: &str, query: Option<&str>, access: Access) -> Response {
     let space = match SpaceName::from_path(path) {
         Ok(s) => s,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
-    let token = roster_token(query);
-    if let Err(e) = state
-        .settings
-        .limits
-        .auth
-        .authorize(&space, None, token.as_deref(), now())
-    {
-        return error(StatusCode::UNAUTHORIZED, &format!("Unauthorized: {e}"));
+    if access == Access::JoinRules {
+        let token = roster_token(query);
+        if let Err(e) = state
+            .settings
+            .limits
+            .auth
+            .authorize(&space, None, token.as_deref(), now())
+        {
+            return error(StatusCode::UNAUTHORIZED, &format!("Unauthorized: {e}"));
+        }
     }
     match state.settings.store.roster(&space).await {
         Ok(clients) => json(StatusCode::OK, roster_json(&space, clients)),

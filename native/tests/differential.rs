@@ -4,7 +4,9 @@
 //! callers whose clocks disagree by up to a second (each call carries its
 //! time with `ScriptClock::FixedForTests`), must give the same statuses,
 //! the same events (kinds, clients, holders, sequence numbers), the same
-//! leases with the same expiries, and the same next expiry.
+//! leases with the same expiries, and the same next expiry. With webhooks
+//! on, the member events the scripts add to the space's stream are the
+//! ones the core's `MemberCounts` makes of the same roster events.
 //!
 //! It starts its own `redis-server` on a free loopback port (installed by
 //! `scripts/setup.sh`) and fails, loudly, if there is none.
@@ -14,10 +16,12 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use longhouse_core::api::KickTarget;
 use longhouse_core::shared::{
     CallId, Epoch, History, PublishMode, ScriptClock, ScriptKind, ScriptReply, ScriptStatus,
     SpaceScripts, StoreCall, StoreOp,
 };
+use longhouse_core::webhook::{from_stream_entry, MemberCounts};
 use longhouse_core::{
     ClientId, ClientInfo, ConnId, JoinError, Json, Roster, Sequenced, SpaceName, UnixMillis,
 };
@@ -109,6 +113,12 @@ enum Op {
         id: Option<usize>,
         holder: u8,
     },
+    /// The server API's kick of one lease, or of every lease of an
+    /// identity.
+    Remove {
+        id: usize,
+        identity: Option<usize>,
+    },
     Sweep,
     /// Time moves on.
     Advance(u64),
@@ -119,6 +129,8 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0..IDENTITIES.len(), prop::option::weighted(0.5, any::<usize>()), 1..5u8)
             .prop_map(|(identity, id, holder)| Op::Join { identity, id, holder }),
         4 => (any::<usize>(), 1..5u8).prop_map(|(id, holder)| Op::Renew { id, holder }),
+        1 => (any::<usize>(), prop::option::of(0..IDENTITIES.len()))
+            .prop_map(|(id, identity)| Op::Remove { id, identity }),
         2 => (any::<usize>(), 1..5u8, prop::option::of(any::<usize>()))
             .prop_map(|(id, holder, last)| Op::Leave { id, holder, last }),
         4 => (any::<usize>(), 1..5u8, prop::option::weighted(0.8, any::<usize>()))
@@ -141,6 +153,10 @@ struct Run<'a> {
     history: History,
     now: u64,
     calls: u64,
+    /// The core's member counts, fed the Roster's events.
+    members: MemberCounts,
+    /// The last stream entry compared.
+    last_entry: String,
 }
 
 /// States that Lua must store and publish untouched: numbers cjson would
@@ -224,7 +240,7 @@ impl Run<'_> {
                 };
                 let identity = IDENTITIES[*identity];
                 let mut client = ClientInfo::new(id.clone(), identity, t);
-                if (at / 7) % 2 == 0 {
+                if (at / 7).is_multiple_of(2) {
                     client.state = Some(state(at as usize));
                     client.username = Some(format!("user {identity}"));
                 }
@@ -363,6 +379,25 @@ impl Run<'_> {
                 self.compare(&reply, status, &events)?;
                 return self.compare_leases(&reply);
             }
+            Op::Remove { id, identity } => {
+                let target = match identity {
+                    Some(i) => KickTarget::Identity(IDENTITIES[*i].to_owned()),
+                    None => match self.pick(*id) {
+                        Some(id) => KickTarget::Client(id),
+                        None => return Ok(()),
+                    },
+                };
+                let mut events = self.roster.sweep(t);
+                match &target {
+                    KickTarget::Identity(identity) => {
+                        events.extend(self.roster.remove_identity(identity))
+                    }
+                    KickTarget::Client(id) => events.extend(self.roster.remove_client(id)),
+                }
+                let reply = self.call(StoreOp::Remove { target }, at)?;
+                self.compare(&reply, ScriptStatus::Ok, &events)?;
+                return self.compare_leases(&reply);
+            }
             Op::Sweep => (ScriptStatus::Ok, self.roster.sweep(t)),
         };
         let reply = self.call(StoreOp::Sweep, at)?;
@@ -371,7 +406,7 @@ impl Run<'_> {
     }
 
     fn compare(
-        &self,
+        &mut self,
         reply: &ScriptReply,
         status: ScriptStatus,
         events: &[Sequenced],
@@ -380,6 +415,42 @@ impl Run<'_> {
         prop_assert_eq!(&reply.events, events, "events");
         prop_assert_eq!(reply.seq, self.roster.seq(), "sequence");
         prop_assert_eq!(reply.next_expiry, self.roster.next_expiry(), "next expiry");
+        self.compare_member_events(events)
+    }
+
+    /// The stream's new entries are the member events `MemberCounts`
+    /// makes of `events` (type, identity, reason, in order).
+    fn compare_member_events(&mut self, events: &[Sequenced]) -> Result<(), TestCaseError> {
+        let space = "differential";
+        let mut expected = Vec::new();
+        for e in events {
+            for m in self
+                .members
+                .observe(space, &e.event, UnixMillis(0), String::new)
+            {
+                expected.push((m.kind, m.identity, m.reason));
+            }
+        }
+        let key = self.scripts.keys().webhooks.clone();
+        let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&key)
+            .arg(format!("({}", self.last_entry))
+            .arg("+")
+            .query(self.redis)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut got = Vec::new();
+        for entry in entries.ids {
+            self.last_entry = entry.id.clone();
+            let fields: Vec<(String, String)> = entry
+                .map
+                .into_iter()
+                .map(|(k, v)| (k, redis::from_redis_value::<String>(v).unwrap()))
+                .collect();
+            let m = from_stream_entry(space, &entry.id, &fields)
+                .ok_or_else(|| TestCaseError::fail(format!("unreadable entry {fields:?}")))?;
+            got.push((m.kind, m.identity, m.reason));
+        }
+        prop_assert_eq!(got, expected, "member events");
         Ok(())
     }
 
@@ -444,7 +515,8 @@ fn scripts_agree_with_the_roster() {
         let mut run = Run {
             redis: &mut conn,
             scripts: SpaceScripts::new(&name, PublishMode::Sharded, TTL)
-                .with_max_clients(max_clients),
+                .with_max_clients(max_clients)
+                .with_webhooks(true),
             loaded: BTreeMap::new(),
             roster: Roster::new(),
             max_clients,
@@ -452,6 +524,8 @@ fn scripts_agree_with_the_roster() {
             history: History::default(),
             now: START,
             calls: 0,
+            members: MemberCounts::new(),
+            last_entry: "0-0".to_owned(),
         };
         for (op, jitter) in &ops {
             run.step(op, *jitter)?;

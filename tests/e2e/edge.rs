@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use longhouse_e2e::client::{join_url, Incoming};
+use longhouse_e2e::receiver::Receiver;
+use longhouse_e2e::target::ServerLimits;
 use longhouse_e2e::target::{fresh_port, workspace_root, ServerProcess, TargetOptions};
 use longhouse_e2e::worker_target::{persist_dir, WorkerTarget};
 use longhouse_e2e::{Client, Ctx};
@@ -345,6 +347,82 @@ pub async fn presence_survives_a_restart_of_wrangler_dev(cx: &Ctx) -> Result<()>
             "bob saw {id}: {seen}"
         );
         b2.expect_silence().await?;
+        Ok(())
+    }
+    .await;
+    second.kill();
+    outcome
+}
+
+/// Webhook events are in the object's storage until delivered: events made
+/// while the receiver is down, then a restart of `wrangler dev` (a deploy)
+/// before it is back, still reach it, in order, once it is: the object's
+/// alarm, kept in storage too, wakes it to send them with nobody connected.
+pub async fn webhook_events_made_before_a_restart_are_delivered_after_it(_cx: &Ctx) -> Result<()> {
+    const SECRET: &str = "whsec_edge_restart";
+    let receiver = Receiver::start(SECRET).await?;
+    receiver.down();
+    let url: &'static str = Box::leak(receiver.url().into_boxed_str());
+    let options = TargetOptions::DEFAULT.with_limits(ServerLimits {
+        webhook: Some((url, SECRET)),
+        ..ServerLimits::NONE
+    });
+    let label = "edge-webhook-restart";
+    let first_port = fresh_port()?;
+    let persist = persist_dir(label, first_port)?;
+    let kept = persist.clone();
+    let first = tokio::task::spawn_blocking(move || {
+        WorkerTarget::new().start_on(options, label, first_port, &kept)
+    })
+    .await??;
+    let space = "webhooks-across-a-restart";
+    let made = async {
+        let base = first.ws_base();
+        let mut a = Client::join(&base, space, "ann", None).await?;
+        let b = Client::join(&base, space, "bob", None).await?;
+        a.expect_join(&b.member()).await?;
+        a.close().await?;
+        // A first attempt, and a retry a second later, both refused.
+        await_handler(&first, space, "alarm", 1, Duration::from_secs(10)).await?;
+        Ok::<_, anyhow::Error>(b)
+    }
+    .await;
+    first.kill();
+    let b = made?;
+    drop(b);
+    ensure!(
+        receiver.delivered().is_empty(),
+        "delivered while the receiver was down"
+    );
+
+    let second_port = fresh_port()?;
+    let second = tokio::task::spawn_blocking(move || {
+        WorkerTarget::new().start_on(options, label, second_port, &persist)
+    })
+    .await??;
+    let outcome = async {
+        receiver.up().await?;
+        // The retry back-off may have grown to a few seconds before the
+        // restart; nobody connects to wake the object.
+        let events = receiver
+            .wait_for_delivered(4, Duration::from_secs(30))
+            .await?;
+        let kinds: Vec<(&str, Option<&str>)> = events
+            .iter()
+            .map(|e| (e["type"].as_str().unwrap_or("?"), e["identity"].as_str()))
+            .collect();
+        ensure!(
+            kinds
+                == [
+                    ("space.occupied", None),
+                    ("member.joined", Some("ann")),
+                    ("member.joined", Some("bob")),
+                    ("member.left", Some("ann")),
+                ],
+            "delivered after the restart: {events:#?}"
+        );
+        let left = &events[3];
+        ensure!(left["reason"] == "left", "ann left with {left}");
         Ok(())
     }
     .await;

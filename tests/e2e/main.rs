@@ -9,6 +9,7 @@
 //! Test names are `<protocol area>::<what is checked>`; see each module for
 //! the PROTOCOL.md section it covers.
 
+mod api;
 mod broadcast;
 mod closes;
 mod config;
@@ -29,6 +30,7 @@ mod shutdown;
 mod state;
 mod support;
 mod trust;
+mod webhooks;
 mod welcome;
 
 use std::future::Future;
@@ -273,6 +275,11 @@ fn cases() -> Vec<Case> {
             [Edge]
         ),
         case!(
+            edge::webhook_events_made_before_a_restart_are_delivered_after_it,
+            Uses::Own,
+            [Edge, Webhooks]
+        ),
+        case!(
             edge::held_update_is_sent_by_an_alarm_when_due_and_only_then,
             Uses::Own,
             [Edge]
@@ -370,6 +377,98 @@ fn cases() -> Vec<Case> {
             hostile::server_survives_hostile_clients_and_observer_loses_nothing,
             Uses::Own,
             [NativeLimits]
+        ),
+        // 14. The server API
+        case!(
+            api::without_admin_token_post_and_delete_are_404,
+            DEFAULT,
+            [ServerApi]
+        ),
+        case!(
+            api::every_status_code_with_an_admin_token,
+            Uses::Shared(api::ADMIN),
+            [ServerApi, ServerKick]
+        ),
+        case!(
+            api::server_broadcast_reaches_every_client_from_null,
+            Uses::Shared(api::ADMIN),
+            [ServerApi]
+        ),
+        case!(
+            api::kick_by_id_closes_4003_others_see_removed_and_it_can_rejoin,
+            Uses::Shared(api::ADMIN),
+            [ServerApi, ServerKick]
+        ),
+        case!(
+            api::kick_by_identity_removes_every_tab,
+            Uses::Shared(api::ADMIN),
+            [ServerApi, ServerKick]
+        ),
+        case!(
+            api::kick_reaches_sockets_on_every_instance,
+            Uses::Shared(api::ADMIN),
+            [ServerKick, ManyInstances]
+        ),
+        case!(
+            api::kick_with_the_store_down_is_503,
+            Uses::Own,
+            [ServerKick, Redis]
+        ),
+        case!(
+            api::roster_with_the_admin_token_needs_no_join_token,
+            Uses::Shared(api::ADMIN_AND_AUTH),
+            [ServerApi]
+        ),
+        // 14. Webhooks
+        case!(
+            webhooks::each_event_type_signed_and_shaped,
+            Uses::Own,
+            [Webhooks]
+        ),
+        case!(
+            webhooks::none_for_a_second_tab_a_resume_or_a_replacement,
+            Uses::Own,
+            [Webhooks]
+        ),
+        case!(
+            webhooks::expiry_is_member_left_with_reason_expired,
+            Uses::Own,
+            [Webhooks]
+        ),
+        case!(
+            webhooks::failing_receiver_gets_the_same_ids_again_with_backoff,
+            Uses::Own,
+            [Webhooks]
+        ),
+        case!(
+            webhooks::order_within_a_space_is_kept,
+            Uses::Own,
+            [Webhooks]
+        ),
+        case!(
+            webhooks::receiver_down_then_back_gets_every_event,
+            Uses::Own,
+            [Webhooks]
+        ),
+        case!(
+            webhooks::first_attempt_within_one_second,
+            Uses::Own,
+            [Webhooks]
+        ),
+        case!(
+            webhooks::sigterm_delivers_pending_events_before_exit,
+            Uses::Own,
+            [Webhooks, Signals, MemoryStore]
+        ),
+        case!(
+            webhooks::maker_killed_while_receiver_down_other_instance_delivers,
+            Uses::Own,
+            [Webhooks, Redis, ManyInstances, Signals]
+        ),
+        case!(
+            webhooks::kick_is_member_left_with_reason_removed,
+            Uses::Own,
+            [Webhooks, ServerKick]
         ),
         // 10. Presence state (v2)
         case!(

@@ -84,7 +84,7 @@ pub async fn roster_as_json_lists_who_is_present(cx: &Ctx) -> Result<()> {
     let path = format!("/{}", encode_space(&space));
     let empty = roster(&base, &path).await?;
     ensure!(
-        empty == serde_json::json!({"space": space, "clients": []}),
+        empty == serde_json::json!({"space": space, "count": 0, "clients": []}),
         "an empty space: {empty}"
     );
     let mut a = cx.join(&space, "ann|1 ü").await?;
@@ -345,6 +345,7 @@ async fn roster(base: &str, path: &str) -> Result<Value> {
 async fn wait_for_roster(base: &str, path: &str, space: &str, expected: &[Member]) -> Result<()> {
     let want = serde_json::json!({
         "space": space,
+        "count": expected.len(),
         "clients": expected
             .iter()
             .map(|m| serde_json::json!({"id": m.id, "identity": m.identity, "joinedAt": m.joined_at}))

@@ -38,6 +38,18 @@ pub async fn get_with_headers(
     path: &str,
     headers: &[(&str, &str)],
 ) -> Result<Response> {
+    request(base, "GET", path, headers, None).await
+}
+
+/// `{method} {base}{path}` with extra headers and, if given, a body (sent
+/// with its `Content-Length`).
+pub async fn request(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<Response> {
     let authority = base
         .strip_prefix("http://")
         .ok_or_else(|| anyhow!("not an http:// base: {base}"))?;
@@ -45,12 +57,17 @@ pub async fn get_with_headers(
         .iter()
         .map(|(k, v)| format!("{k}: {v}\r\n"))
         .collect();
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: longhouse-e2e\r\n{extra}Connection: close\r\n\r\n"
-    );
+    let length = body
+        .map(|b| format!("Content-Length: {}\r\n", b.len()))
+        .unwrap_or_default();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: longhouse-e2e\r\n{extra}{length}Connection: close\r\n\r\n"
+    )
+    .into_bytes();
+    request.extend_from_slice(body.unwrap_or_default());
     let exchange = async {
         let mut stream = TcpStream::connect(authority).await?;
-        stream.write_all(request.as_bytes()).await?;
+        stream.write_all(&request).await?;
         // Stop once the response is complete: workerd keeps a connection
         // open for seconds after answering, `Connection: close` or not.
         let mut buf = Vec::new();
@@ -69,9 +86,9 @@ pub async fn get_with_headers(
     };
     let buf = tokio::time::timeout(Duration::from_secs(5), exchange)
         .await
-        .with_context(|| format!("GET {base}{path} timed out"))?
-        .with_context(|| format!("GET {base}{path}"))?;
-    parse_response(&buf).with_context(|| format!("GET {base}{path}"))
+        .with_context(|| format!("{method} {base}{path} timed out"))?
+        .with_context(|| format!("{method} {base}{path}"))?;
+    parse_response(&buf).with_context(|| format!("{method} {base}{path}"))
 }
 
 /// A response whose length is known (content-length or chunked) and that

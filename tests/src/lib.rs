@@ -9,11 +9,13 @@
 //! - [`client`]: a WebSocket client that speaks the protocol and checks what
 //!   it receives ([`Client`], [`Member`], [`View`]).
 //! - [`http`]: a minimal HTTP/1.1 GET for `/health` and friends.
+//! - [`receiver`]: the webhook receiver, a real HTTP server on loopback.
 //! - [`suite`]: deployments shared between cases ([`Suite`]) and the
 //!   per-case context ([`Ctx`]).
 
 pub mod client;
 pub mod http;
+pub mod receiver;
 pub mod suite;
 pub mod target;
 pub mod worker_target;

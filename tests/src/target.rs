@@ -62,6 +62,10 @@ pub struct ServerLimits {
     pub max_queued_messages: Option<u32>,
     /// `SUBSCRIPTION_QUEUE` (native, Redis).
     pub subscription_queue: Option<u32>,
+    /// `ADMIN_TOKEN` (section 14).
+    pub admin_token: Option<&'static str>,
+    /// `WEBHOOK_URL` and `WEBHOOK_SECRET` (section 14).
+    pub webhook: Option<(&'static str, &'static str)>,
 }
 
 impl ServerLimits {
@@ -76,6 +80,8 @@ impl ServerLimits {
         handshake_timeout_ms: None,
         max_queued_messages: None,
         subscription_queue: None,
+        admin_token: None,
+        webhook: None,
     };
 
     /// The knobs that are set, as environment variables.
@@ -108,6 +114,13 @@ impl ServerLimits {
         }
         if let Some(v) = self.subscription_queue {
             env.push(("SUBSCRIPTION_QUEUE", v.to_string()));
+        }
+        if let Some(v) = self.admin_token {
+            env.push(("ADMIN_TOKEN", v.into()));
+        }
+        if let Some((url, secret)) = self.webhook {
+            env.push(("WEBHOOK_URL", url.into()));
+            env.push(("WEBHOOK_SECRET", secret.into()));
         }
         env.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
@@ -233,6 +246,13 @@ pub enum Capability {
     /// `LOG_FORMAT=json`; a binary the suite can run. (`GET /{space}` as
     /// JSON is served by every target.)
     NativeOps,
+    /// Member events are POSTed to `WEBHOOK_URL` (section 14).
+    Webhooks,
+    /// The server API (section 14): its token rules and `POST` (a server
+    /// broadcast).
+    ServerApi,
+    /// The server API's `DELETE` (a kick).
+    ServerKick,
     /// Protocol v2, sections 10 to 13 (issue 11): presence state, signed
     /// info, username, leave reasons, broadcast and the cursor relay.
     PresenceState,
@@ -860,6 +880,9 @@ impl NativeTarget {
                 Capability::DemoPage,
                 Capability::NativeOps,
                 Capability::PromptServerCloses,
+                Capability::Webhooks,
+                Capability::ServerApi,
+                Capability::ServerKick,
                 Capability::PresenceState,
             ],
             redis_instances: None,
@@ -884,6 +907,9 @@ impl NativeTarget {
                 Capability::DemoPage,
                 Capability::NativeOps,
                 Capability::PromptServerCloses,
+                Capability::ServerApi,
+                Capability::ServerKick,
+                Capability::Webhooks,
                 Capability::PresenceState,
             ],
             redis_instances: Some(2),
@@ -905,6 +931,9 @@ impl NativeTarget {
             Capability::DemoPage,
             Capability::NativeOps,
             Capability::PromptServerCloses,
+            Capability::ServerApi,
+            Capability::ServerKick,
+            Capability::Webhooks,
             Capability::PresenceState,
         ];
         if instances > 1 {

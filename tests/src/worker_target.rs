@@ -28,6 +28,9 @@ impl WorkerTarget {
                 Capability::Edge,
                 Capability::DemoPage,
                 Capability::PresenceState,
+                Capability::ServerApi,
+                Capability::ServerKick,
+                Capability::Webhooks,
             ],
         }
     }

@@ -66,3 +66,25 @@ pub const DEFAULT_MAX_FOREIGN_EVENTS: usize = 256;
 /// subscription connection and the spaces; beyond it messages are dropped
 /// and every space resynchronises.
 pub const DEFAULT_SUBSCRIPTION_QUEUE: usize = 4_096;
+
+// --- The server API and webhooks (section 14) ------------------------------
+
+/// How long a webhook receiver has to answer one POST before the batch
+/// counts as failed and is retried.
+pub const DEFAULT_WEBHOOK_TIMEOUT_MS: u64 = 10_000;
+/// The wait before the first retry of a failed batch; each further failure
+/// doubles it.
+pub const DEFAULT_WEBHOOK_FIRST_RETRY_MS: u64 = 1_000;
+/// The longest wait between two attempts of one batch.
+pub const DEFAULT_WEBHOOK_MAX_RETRY_MS: u64 = 60_000;
+/// How long a batch is retried, from its first failure, before it is
+/// given up (section 14: at least an hour).
+pub const DEFAULT_WEBHOOK_RETRY_FOR_MS: u64 = 3_600_000;
+/// The most events in one POST.
+pub const DEFAULT_WEBHOOK_MAX_BATCH: usize = 100;
+/// The most POSTs in flight at once (one per space at most).
+pub const DEFAULT_WEBHOOK_MAX_IN_FLIGHT: usize = 8;
+/// The most events an outbox holds waiting for delivery; beyond it new
+/// events are refused (and logged), so a receiver that is down for long
+/// cannot grow the server's memory without bound.
+pub const DEFAULT_WEBHOOK_MAX_QUEUED: usize = 100_000;

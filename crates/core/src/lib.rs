@@ -6,6 +6,7 @@
 //! [`shared::SharedSpace`]) with joins, frames, closes and the time, and
 //! carries out the [`Output`]s it gets back.
 
+pub mod api;
 mod client_id;
 mod close;
 mod conn_id;
@@ -24,6 +25,7 @@ pub mod shared;
 mod space;
 mod time;
 pub mod token;
+pub mod webhook;
 mod wire;
 
 pub use client_id::{ClientId, MAX_ID_CHARS};

@@ -9,10 +9,11 @@ use crate::wire::ClientInfo;
 #[derive(Serialize)]
 struct RosterDocument<'a> {
     space: &'a str,
+    count: usize,
     clients: &'a [ClientInfo],
 }
 
-/// `{"space":"…","clients":[…]}`, the clients in welcome order (by
+/// `{"space":"…","count":N,"clients":[…]}`, the clients in welcome order (by
 /// `joinedAt`, then id) and shaped as in the welcome.
 pub fn roster_json(space: &SpaceName, clients: impl IntoIterator<Item = ClientInfo>) -> String {
     let mut clients: Vec<ClientInfo> = clients.into_iter().collect();
@@ -20,6 +21,7 @@ pub fn roster_json(space: &SpaceName, clients: impl IntoIterator<Item = ClientIn
     clients.dedup_by(|a, b| a.id == b.id);
     serde_json::to_string(&RosterDocument {
         space: space.as_str(),
+        count: clients.len(),
         clients: &clients,
     })
     .expect("rosters serialize")
@@ -51,11 +53,11 @@ mod tests {
         );
         assert_eq!(
             json,
-            r#"{"space":"team/42","clients":[{"id":"a","identity":"ann|1","joinedAt":"1970-01-01T00:00:01.000Z"},{"id":"b","identity":"bob","joinedAt":"1970-01-01T00:00:02.000Z"}]}"#
+            r#"{"space":"team/42","count":2,"clients":[{"id":"a","identity":"ann|1","joinedAt":"1970-01-01T00:00:01.000Z"},{"id":"b","identity":"bob","joinedAt":"1970-01-01T00:00:02.000Z"}]}"#
         );
         assert_eq!(
             roster_json(&space, []),
-            r#"{"space":"team/42","clients":[]}"#
+            r#"{"space":"team/42","count":0,"clients":[]}"#
         );
     }
 

@@ -99,9 +99,7 @@ impl Claims {
             None => p == space.as_str(),
         })
     }
-}
 
-impl Claims {
     /// The `info` claim as a compact object of at most `max_bytes` bytes
     /// (`None` if absent).
     pub fn info_object(&self, max_bytes: usize) -> Result<Option<crate::Json>, AuthError> {

@@ -43,7 +43,9 @@ fn config() -> ProptestConfig {
 // ---------------------------------------------------------------------------
 
 /// One client as a socket was told about it: (identity, joinedAt).
-type Seen = (String, String);
+/// A client as a socket saw it: identity, `joinedAt`, and its state's JSON
+/// text ("" for none).
+type Seen = (String, String, String);
 
 #[derive(Debug, Default)]
 struct Told {
@@ -60,8 +62,11 @@ struct Told {
 
 fn seen(client: &Value) -> Result<(String, Seen), TestCaseError> {
     let field = |k: &str| client[k].as_str().map(str::to_owned);
+    let state = client
+        .get("state")
+        .map_or_else(String::new, Value::to_string);
     match (field("id"), field("identity"), field("joinedAt")) {
-        (Some(id), Some(identity), Some(at)) => Ok((id, (identity, at))),
+        (Some(id), Some(identity), Some(at)) => Ok((id, (identity, at, state))),
         _ => Err(TestCaseError::fail(format!("bad client record {client}"))),
     }
 }
@@ -72,10 +77,29 @@ fn roster_map<'a>(clients: impl IntoIterator<Item = &'a ClientInfo>) -> BTreeMap
         .map(|c| {
             (
                 c.id.to_string(),
-                (c.identity.clone(), c.joined_at.to_rfc3339()),
+                (c.identity.clone(), c.joined_at.to_rfc3339(), state_text(c)),
             )
         })
         .collect()
+}
+
+/// A state's JSON text as a socket would parse and print it ("": none).
+fn state_text(c: &ClientInfo) -> String {
+    c.state.as_ref().map_or_else(String::new, |s| {
+        serde_json::from_str::<Value>(s.as_str())
+            .unwrap()
+            .to_string()
+    })
+}
+
+/// `view` with the state of `own` blanked: a socket is never told of its
+/// own updates.
+fn blank_own(view: &BTreeMap<String, Seen>, own: &str) -> BTreeMap<String, Seen> {
+    let mut view = view.clone();
+    if let Some(s) = view.get_mut(own) {
+        s.2.clear();
+    }
+    view
 }
 
 /// Applies one batch of outputs to what each socket was told, checking the
@@ -125,13 +149,30 @@ fn observe(told: &mut BTreeMap<ConnId, Told>, outputs: &[Output]) -> TestResult 
                     prop_assert!(t.welcomed, "{} got {} before its welcome", conn, text);
                     let (id, s) = seen(&v["client"])?;
                     prop_assert_ne!(&id, &own, "{} told about itself: {}", conn, text);
+                    prop_assert!(v["reason"].is_string(), "{} leave without reason", conn);
+                    // The same lease (its state may be a newer one, held
+                    // back and flushed into the leave).
+                    let gone = t.view.remove(&id).map(|(i, at, _)| (i, at));
                     prop_assert_eq!(
-                        t.view.remove(&id),
-                        Some(s),
+                        gone,
+                        Some((s.0, s.1)),
                         "{} told of a leave it never saw join: {}",
                         conn,
                         text
                     );
+                } else if v["event"] == "remote update" {
+                    prop_assert!(t.welcomed, "{} got {} before its welcome", conn, text);
+                    let (id, s) = seen(&v["client"])?;
+                    prop_assert_ne!(&id, &own, "{} told about itself: {}", conn, text);
+                    let before = t.view.get(&id).map(|(i, at, _)| (i.clone(), at.clone()));
+                    prop_assert_eq!(
+                        before,
+                        Some((s.0.clone(), s.1.clone())),
+                        "{} told of an update of a client not in view: {}",
+                        conn,
+                        text
+                    );
+                    t.view.insert(id, s);
                 } else if &**text == EXPIRED {
                     prop_assert!(t.welcomed, "{} expired before its welcome", conn);
                     t.expired = true;
@@ -920,6 +961,14 @@ enum HubOp {
     Snapshot(usize),
     /// ...and resync with it later, after more events may have arrived.
     ResyncLate(usize),
+    /// A state update from a socket (numbered; `clear`: null), coalesced
+    /// by its hub.
+    Update {
+        pick: usize,
+        clear: bool,
+    },
+    /// Hubs send the held updates that are due.
+    Flush,
 }
 
 fn hub_op() -> impl Strategy<Value = HubOp> {
@@ -948,8 +997,14 @@ fn hub_op() -> impl Strategy<Value = HubOp> {
             .prop_map(|(hub, only_if_gap)| HubOp::Resync { hub, only_if_gap }),
         1 => (0..HUBS).prop_map(HubOp::Snapshot),
         1 => (0..HUBS).prop_map(HubOp::ResyncLate),
+        4 => (any::<usize>(), prop::bool::weighted(0.1))
+            .prop_map(|(pick, clear)| HubOp::Update { pick, clear }),
+        2 => Just(HubOp::Flush),
     ]
 }
+
+/// The hubs' `UPDATE_INTERVAL_MS` (every step is a millisecond).
+const HUB_INTERVAL: u64 = 3;
 
 /// What the roster did to a socket's lease.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -990,6 +1045,7 @@ struct Net {
     fresh: u64,
     told: BTreeMap<ConnId, Told>,
     channel: Channel,
+    updates: u64,
 }
 
 impl Net {
@@ -997,7 +1053,9 @@ impl Net {
         Net {
             roster: Roster::new(),
             now: START,
-            hubs: (0..HUBS).map(|_| Hub::new(MAX, 0)).collect(),
+            hubs: (0..HUBS)
+                .map(|_| Hub::new(MAX, 0).with_updates(1024, HUB_INTERVAL))
+                .collect(),
             in_flight: vec![Vec::new(); HUBS],
             received: vec![BTreeSet::new(); HUBS],
             fetched: vec![None; HUBS],
@@ -1009,6 +1067,7 @@ impl Net {
             fresh: 0,
             told: BTreeMap::new(),
             channel,
+            updates: 0,
         }
     }
 
@@ -1022,22 +1081,32 @@ impl Net {
                     prop_assert_eq!(client.joined_at, UnixMillis(self.now));
                     state.insert(
                         client.id.to_string(),
-                        (client.identity.clone(), client.joined_at.to_rfc3339()),
+                        (
+                            client.identity.clone(),
+                            client.joined_at.to_rfc3339(),
+                            state_text(client),
+                        ),
                     );
                 }
                 RosterEvent::Resumed {
                     client, replaced, ..
                 } => {
-                    // A resume keeps the lease's joinedAt and identity.
+                    // A resume keeps the lease's joinedAt, identity and state.
                     let before = state.get(client.id.as_str()).cloned();
                     prop_assert_eq!(
                         before,
-                        Some((client.identity.clone(), client.joined_at.to_rfc3339()))
+                        Some((
+                            client.identity.clone(),
+                            client.joined_at.to_rfc3339(),
+                            state_text(client)
+                        ))
                     );
                     self.fates.insert(*replaced, Fate::Replaced);
                 }
                 RosterEvent::Updated { client, .. } => {
-                    prop_assert!(state.contains_key(client.id.as_str()));
+                    let entry = state.get_mut(client.id.as_str());
+                    prop_assert!(entry.is_some(), "an update of no lease");
+                    entry.unwrap().2 = state_text(client);
                 }
                 RosterEvent::Left {
                     client,
@@ -1063,14 +1132,39 @@ impl Net {
             Some(Command::Renew { id, holder }) => {
                 self.roster.renew(&id, holder, UnixMillis(self.now), TTL);
             }
-            Some(Command::Leave { id, holder, .. }) => {
+            Some(Command::Leave {
+                id,
+                holder,
+                held: update,
+            }) => {
                 let held = self.roster.get(&id).is_some_and(|l| l.holder == holder);
-                let events: Vec<Sequenced> = self.roster.leave(&id, holder).into_iter().collect();
+                let last = update.and_then(|state| {
+                    let lease = self.roster.get(&id).filter(|l| l.holder == holder)?;
+                    Some(lease.client.with_state(state))
+                });
+                let events: Vec<Sequenced> = self
+                    .roster
+                    .leave_with(&id, holder, last)
+                    .into_iter()
+                    .collect();
                 // A replaced socket's close causes no leave.
                 prop_assert_eq!(events.len(), usize::from(held));
                 self.publish(events)?;
             }
-            Some(Command::Update { .. } | Command::Relay { .. }) | None => {}
+            Some(Command::Update { id, holder, state }) => {
+                let record = self
+                    .roster
+                    .get(&id)
+                    .filter(|l| l.holder == holder)
+                    .map(|l| l.client.with_state(state));
+                if let Some(record) = record {
+                    let events = self
+                        .roster
+                        .update(record, holder, UnixMillis(self.now), TTL);
+                    self.publish(events.into_iter().collect())?;
+                }
+            }
+            Some(Command::Relay { .. }) | None => {}
         }
         Ok(())
     }
@@ -1219,6 +1313,30 @@ impl Net {
                     out = self.resync(*hub, snapshot);
                 }
             }
+            HubOp::Update { pick, clear } => {
+                if let Some((conn, hub)) = pick_conn(&self.conns, *pick) {
+                    self.updates += 1;
+                    let text = if *clear {
+                        r#"{"action":"update","state":null}"#.to_owned()
+                    } else {
+                        format!(r#"{{"action":"update","state":{{"n":{}}}}}"#, self.updates)
+                    };
+                    let framed = self.hubs[hub].frame(
+                        conn,
+                        Frame::Text(text.as_bytes()),
+                        UnixMillis(self.now),
+                        &mut out,
+                    );
+                    self.execute(framed.command)?;
+                }
+            }
+            HubOp::Flush => {
+                for h in 0..HUBS {
+                    for command in self.hubs[h].due_updates(UnixMillis(self.now)) {
+                        self.execute(Some(command))?;
+                    }
+                }
+            }
         }
         self.check(&out)?;
         self.consistent()
@@ -1290,7 +1408,12 @@ impl Net {
                 let t = &self.told[&conn];
                 prop_assert!(t.closed.is_none(), "{} closed but still in its hub", conn);
                 if t.welcomed {
-                    prop_assert_eq!(&t.view, &view, "view of {}", conn);
+                    prop_assert_eq!(
+                        blank_own(&t.view, &t.asked),
+                        blank_own(&view, &t.asked),
+                        "view of {}",
+                        conn
+                    );
                 }
             }
         }
@@ -1305,7 +1428,12 @@ impl Net {
             for (conn, _) in hub.conns() {
                 let t = &self.told[&conn];
                 if t.welcomed {
-                    prop_assert_eq!(&t.view, &truth, "view of {}", conn);
+                    prop_assert_eq!(
+                        blank_own(&t.view, &t.asked),
+                        blank_own(&truth, &t.asked),
+                        "view of {}",
+                        conn
+                    );
                     let lease = self.roster.get(&ClientId::parse(&t.asked).unwrap());
                     prop_assert_eq!(
                         lease.map(|l| l.holder),

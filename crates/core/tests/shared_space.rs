@@ -19,6 +19,13 @@
 //!   welcomed, whatever was lost;
 //! - then, once nobody pings, every lease is swept within its TTL plus a
 //!   second, by the store's clock, whichever instance's clock is off.
+//!
+//! With presence state (section 10): sockets send updates (coalesced by
+//! their instance); no socket is told an update before its subject's join
+//! or after its leave, one subject's updates reach it in the order made
+//! (unless the store lost data and went back), and once quiet every view's
+//! states are the store's, and every open socket's lease has the last
+//! state it sent.
 
 mod sim_store;
 
@@ -26,7 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use longhouse_core::shared::{
     CallId, ScriptReply, SharedConfig, SharedSpace, SharedStep, StoreCall, StoreClock,
-    StoreFailure, Subscription,
+    StoreFailure, StoreOp, Subscription,
 };
 use longhouse_core::{
     ClientId, CloseCode, ConnId, Disconnect, Frame, JoinRequest, Output, SpaceConfig, UnixMillis,
@@ -68,8 +75,16 @@ struct Told {
     asked: String,
     welcomed: bool,
     view: BTreeMap<String, Seen>,
+    /// The state of each client in view (`Null`: none).
+    states: BTreeMap<String, Value>,
+    /// The last update number seen of each subject.
+    numbers: BTreeMap<String, u64>,
     expired: bool,
     closed: Option<CloseCode>,
+}
+
+fn state_of(client: &Value) -> Value {
+    client.get("state").cloned().unwrap_or(Value::Null)
 }
 
 fn seen(client: &Value) -> Result<(String, Seen), TestCaseError> {
@@ -80,7 +95,7 @@ fn seen(client: &Value) -> Result<(String, Seen), TestCaseError> {
     }
 }
 
-fn observe(told: &mut BTreeMap<ConnId, Told>, outputs: &[Output]) -> TestResult {
+fn observe(told: &mut BTreeMap<ConnId, Told>, outputs: &[Output], ordered: bool) -> TestResult {
     for output in outputs {
         match output {
             Output::Send { conn, text } => {
@@ -93,6 +108,7 @@ fn observe(told: &mut BTreeMap<ConnId, Told>, outputs: &[Output]) -> TestResult 
                     prop_assert_eq!(v["id"].as_str(), Some(t.asked.as_str()));
                     for c in clients.as_array().unwrap() {
                         let (id, s) = seen(c)?;
+                        t.states.insert(id.clone(), state_of(c));
                         prop_assert!(t.view.insert(id, s).is_none(), "double in {}", text);
                     }
                     prop_assert!(t.view.contains_key(&t.asked), "welcome without self");
@@ -102,12 +118,39 @@ fn observe(told: &mut BTreeMap<ConnId, Told>, outputs: &[Output]) -> TestResult 
                     let (id, s) = seen(&v["client"])?;
                     prop_assert_ne!(&id, &t.asked, "{} told about itself", conn);
                     prop_assert!(!t.view.contains_key(&id), "{} told twice of {}", conn, id);
+                    t.states.insert(id.clone(), state_of(&v["client"]));
                     t.view.insert(id, s);
                 } else if v["event"] == "remote leave" {
                     prop_assert!(t.welcomed, "{} got {} before its welcome", conn, text);
                     let (id, s) = seen(&v["client"])?;
                     prop_assert_ne!(&id, &t.asked, "{} told about itself", conn);
                     prop_assert_eq!(t.view.remove(&id), Some(s), "{}: leave never joined", conn);
+                    t.states.remove(&id);
+                    prop_assert!(v["reason"].is_string(), "{}: no reason in {}", conn, text);
+                } else if v["event"] == "remote update" {
+                    prop_assert!(t.welcomed, "{} got {} before its welcome", conn, text);
+                    let (id, s) = seen(&v["client"])?;
+                    prop_assert_ne!(&id, &t.asked, "{} told about itself", conn);
+                    prop_assert_eq!(
+                        t.view.get(&id),
+                        Some(&s),
+                        "{}: update of a client not in view: {}",
+                        conn,
+                        text
+                    );
+                    let state = state_of(&v["client"]);
+                    if let Some(n) = state["n"].as_u64() {
+                        let last = t.numbers.insert(id.clone(), n);
+                        prop_assert!(
+                            !ordered || last.is_none_or(|last| last < n),
+                            "{}: updates of {} out of order: {:?} then {}",
+                            conn,
+                            id,
+                            last,
+                            n
+                        );
+                    }
+                    t.states.insert(id, state);
                 } else if &**text == EXPIRED {
                     prop_assert!(t.welcomed);
                     t.expired = true;
@@ -154,6 +197,11 @@ struct World {
     told: BTreeMap<ConnId, Told>,
     ids: Vec<(String, usize)>,
     fresh: u64,
+    /// The last state each socket sent.
+    sent: BTreeMap<ConnId, Value>,
+    updates: u64,
+    /// The store lost data at some point (so states may go back).
+    lossy: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -170,6 +218,11 @@ enum Op {
         id: IdChoice,
     },
     Ping(usize),
+    /// A state update (numbered, so order can be checked); `clear`: null.
+    Update {
+        pick: usize,
+        clear: bool,
+    },
     /// An oversized frame: error, the lease ends, close 1009.
     Violation(usize),
     Close {
@@ -214,6 +267,8 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (inst.clone(), 0..IDENTITIES.len(), id)
             .prop_map(|(inst, identity, id)| Op::Join { inst, identity, id }),
         3 => any::<usize>().prop_map(Op::Ping),
+        4 => (any::<usize>(), prop::bool::weighted(0.1))
+            .prop_map(|(pick, clear)| Op::Update { pick, clear }),
         1 => any::<usize>().prop_map(Op::Violation),
         2 => (any::<usize>(), any::<bool>()).prop_map(|(pick, clean)| Op::Close { pick, clean }),
         8 => (inst.clone(), any::<usize>()).prop_map(|(inst, pick)| Op::Run { inst, pick }),
@@ -227,6 +282,18 @@ fn op() -> impl Strategy<Value = Op> {
         1 => inst.clone().prop_map(Op::Overflow),
         1 => inst.prop_map(Op::Blip),
     ]
+}
+
+/// The socket a call is made for.
+fn holder_of(op: &StoreOp) -> Option<ConnId> {
+    match op {
+        StoreOp::Join { holder, .. }
+        | StoreOp::Renew { holder, .. }
+        | StoreOp::Leave { holder, .. }
+        | StoreOp::Update { holder, .. } => Some(*holder),
+        StoreOp::Relay { from, .. } => from.as_ref().map(|(_, h)| *h),
+        StoreOp::Sweep | StoreOp::Resync { .. } | StoreOp::Remove { .. } => None,
+    }
 }
 
 fn fresh_id(n: u64) -> ClientId {
@@ -255,6 +322,9 @@ impl World {
             told: BTreeMap::new(),
             ids: Vec::new(),
             fresh: 0,
+            sent: BTreeMap::new(),
+            updates: 0,
+            lossy: false,
         }
     }
 
@@ -290,7 +360,7 @@ impl World {
             })
             .cloned()
             .collect();
-        observe(&mut self.told, &outputs)?;
+        observe(&mut self.told, &outputs, !self.lossy)?;
         for o in &step.step.outputs {
             if let Output::Close { conn, .. } = o {
                 self.open.remove(conn);
@@ -373,8 +443,17 @@ impl World {
         if self.inst[i].calls.is_empty() {
             return Ok(());
         }
-        let n = self.inst[i].calls.len();
-        let call = self.inst[i].calls.remove(pick % n);
+        // The target's side of the contract: one socket's calls run in the
+        // order made (StoreCall); others in any order.
+        let calls = &self.inst[i].calls;
+        let runnable: Vec<usize> = (0..calls.len())
+            .filter(|&k| {
+                let holder = holder_of(&calls[k].op);
+                holder.is_none() || !calls[..k].iter().any(|c| holder_of(&c.op) == holder)
+            })
+            .collect();
+        let k = runnable[pick % runnable.len()];
+        let call = self.inst[i].calls.remove(k);
         let done = self.store.execute(&call, self.now);
         if std::env::var_os("TRACE").is_some() {
             println!(
@@ -453,6 +532,23 @@ impl World {
                     self.ping(conn, i)?;
                 }
             }
+            Op::Update { pick, clear } => {
+                if let Some((conn, i)) = self.pick_open(*pick) {
+                    self.updates += 1;
+                    let state = if *clear {
+                        Value::Null
+                    } else {
+                        serde_json::json!({ "n": self.updates })
+                    };
+                    let text = serde_json::json!({"action": "update", "state": state}).to_string();
+                    self.sent.insert(conn, state);
+                    let now = self.local(i);
+                    let step = self.inst[i]
+                        .space
+                        .frame(conn, Frame::Text(text.as_bytes()), now);
+                    self.took(i, step)?;
+                }
+            }
             Op::Violation(pick) => {
                 if let Some((conn, i)) = self.pick_open(*pick) {
                     let now = self.local(i);
@@ -480,6 +576,7 @@ impl World {
             Op::Advance(ms) => self.advance(*ms)?,
             Op::Save => self.store.save(),
             Op::Lose(loss) => {
+                self.lossy = true;
                 self.store.lose(*loss);
                 if *loss == Loss::Rollback {
                     // A failover drops every connection to the old master:
@@ -629,10 +726,61 @@ impl World {
                 .collect();
             prop_assert_eq!(&view, &truth, "instance {}'s view", i);
         }
+        let states: BTreeMap<String, Value> = roster
+            .values()
+            .map(|l| {
+                let state = l
+                    .client
+                    .state
+                    .as_ref()
+                    .map_or(Value::Null, |s| serde_json::from_str(s.as_str()).unwrap());
+                (l.client.id.to_string(), state)
+            })
+            .collect();
+        for (i, inst) in self
+            .inst
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| !i.space.hub().is_empty())
+        {
+            let view: BTreeMap<String, Value> = inst
+                .space
+                .hub()
+                .view()
+                .into_iter()
+                .map(|c| {
+                    let s = c
+                        .state
+                        .map_or(Value::Null, |s| serde_json::from_str(s.as_str()).unwrap());
+                    (c.id.to_string(), s)
+                })
+                .collect();
+            prop_assert_eq!(&view, &states, "instance {}'s states", i);
+        }
         for conn in &self.open {
             let t = &self.told[conn];
             prop_assert!(t.welcomed, "{} is open but was never welcomed", conn);
             prop_assert_eq!(&t.view, &truth, "view of {}", conn);
+            // A socket is never told of itself: its own entry is as it was.
+            let others = |m: &BTreeMap<String, Value>| {
+                let mut m = m.clone();
+                m.remove(&t.asked);
+                m
+            };
+            prop_assert_eq!(
+                others(&t.states),
+                others(&states),
+                "states seen by {}",
+                conn
+            );
+            if let Some(sent) = self.sent.get(conn) {
+                prop_assert_eq!(
+                    states.get(&t.asked),
+                    Some(sent),
+                    "{}'s lease lacks the last state it sent",
+                    conn
+                );
+            }
             let lease = roster.get(&ClientId::parse(&t.asked).unwrap());
             prop_assert_eq!(
                 lease.map(|l| l.holder),

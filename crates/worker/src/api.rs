@@ -1,8 +1,9 @@
 //! The plain HTTP requests on `/{space}` (PROTOCOL.md section 14): the
-//! Worker checks who may make them and routes them to the space's Durable
-//! Object, which answers from its roster. Every rule is the core's; this
-//! file moves requests and answers.
+//! Worker checks who may make them (the core's rules) and routes them to
+//! the space's Durable Object, which answers from its roster. Every rule is
+//! the core's; this file moves requests and answers.
 
+use longhouse_core::api::{authorize, Access, AdminToken, ApiError, Method};
 use longhouse_core::{roster_token, ServerMessage, SpaceName};
 use worker::{Env, Request, Response, Result};
 
@@ -24,22 +25,48 @@ pub fn wants_json(req: &Request) -> bool {
         })
 }
 
-/// `GET /{space}` as JSON: the same space and token rules as a join, then
-/// the space's object answers with its roster.
-pub async fn roster(req: Request, env: &Env, config: &EdgeConfig) -> Result<Response> {
+/// A plain `GET` (as JSON), `POST` or `DELETE` on `/{space}`: section
+/// 14's token rules, then the space's object answers: the roster, a server
+/// broadcast, a kick. `None`: not an API request.
+pub async fn route(req: Request, env: &Env, config: &EdgeConfig) -> Option<Result<Response>> {
+    let method = match req.method() {
+        worker::Method::Get if wants_json(&req) => Method::Get,
+        worker::Method::Post => Method::Post,
+        worker::Method::Delete => Method::Delete,
+        _ => return None,
+    };
+    Some(answer(req, method, env, config).await)
+}
+
+async fn answer(req: Request, method: Method, env: &Env, config: &EdgeConfig) -> Result<Response> {
+    let authorization = req.headers().get("Authorization")?;
+    let admin = AdminToken::new(config.admin_token.as_deref());
+    let access = match authorize(&admin, method, authorization.as_deref()) {
+        Ok(access) => access,
+        Err(error) => return api_error(&error),
+    };
     let url = req.url()?;
     let space = match SpaceName::from_path(url.path()) {
         Ok(space) => space,
         Err(error) => return json_error(400, &error.to_string()),
     };
-    let token = roster_token(url.query());
-    if let Err(error) = crate::auth(config).authorize(&space, None, token.as_deref(), crate::now())
-    {
-        return json_error(401, &format!("Unauthorized: {error}"));
+    if access == Access::JoinRules {
+        // Only a `GET` without the admin token: the join's token rules.
+        let token = roster_token(url.query());
+        if let Err(error) =
+            crate::auth(config).authorize(&space, None, token.as_deref(), crate::now())
+        {
+            return json_error(401, &format!("Unauthorized: {error}"));
+        }
     }
     crate::space_stub(env, &space)?
         .fetch_with_request(req)
         .await
+}
+
+/// An API refusal: its status and `{"error":…}`.
+pub fn api_error(error: &ApiError) -> Result<Response> {
+    json(error.status(), &error.body())
 }
 
 /// A JSON answer with `status`.

@@ -24,8 +24,10 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             (Method::Get, "/health") => Response::ok("ok"),
             (Method::Get, "/" | "/index.html") => asset(INDEX_HTML, "text/html; charset=utf-8"),
             (Method::Get, "/client.js") => asset(CLIENT_JS, "text/javascript; charset=utf-8"),
-            (Method::Get, _) if api::wants_json(&req) => api::roster(req, &env, &config).await,
-            _ => Response::error("Upgrade Required", 426),
+            _ => match api::route(req, &env, &config).await {
+                Some(answer) => answer,
+                None => Response::error("Upgrade Required", 426),
+            },
         };
     }
     let origin = req.headers().get("Origin")?;

@@ -187,8 +187,9 @@ fn number(v: u64) -> SqlStorageValue {
     SqlStorageValue::from(v as f64)
 }
 
+/// A millisecond time (or count) read back from SQLite through JavaScript.
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-fn millis(v: f64) -> UnixMillis {
+pub(crate) fn millis(v: f64) -> UnixMillis {
     UnixMillis(if v.is_finite() && v > 0.0 {
         v as u64
     } else {

@@ -18,9 +18,13 @@ mod ffi;
 #[cfg(target_arch = "wasm32")]
 mod lease_table;
 #[cfg(target_arch = "wasm32")]
+mod outbox_table;
+#[cfg(target_arch = "wasm32")]
 mod short_lived;
 #[cfg(target_arch = "wasm32")]
 pub mod space;
+#[cfg(target_arch = "wasm32")]
+mod webhooks;
 
 /// The Worker's configuration: vars, and secrets for the auth secrets (a
 /// var of the same name also works, for `wrangler dev --var`). A bad value

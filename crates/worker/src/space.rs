@@ -8,8 +8,10 @@
 //! connection and client. A woken object rebuilds its space from both.
 
 use std::cell::{RefCell, RefMut};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
+use longhouse_core::api::{kick, parse_broadcast, removed_json, ApiError, KickTarget};
+use longhouse_core::webhook::{Answer, Attempt, BatchId};
 use longhouse_core::{
     event_kind, roster_json, Auth, ClientId, CloseCode, ConnId, Disconnect, Frame, JoinRequest,
     Output, RosterEvent, ServerMessage, Space as CoreSpace, SpaceConfig, SpaceName, Step,
@@ -17,14 +19,16 @@ use longhouse_core::{
 };
 use serde::{Deserialize, Serialize};
 use worker::{
-    console_error, console_log, durable_object, js_sys, DurableObject, Env, Error, Method, Request,
+    console_error, console_log, durable_object, DurableObject, Env, Error, Method, Request,
     Response, Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
     WebSocketRequestResponsePair,
 };
 
 use crate::config::{ConfigError, EdgeConfig};
 use crate::lease_table::LeaseTable;
+use crate::outbox_table::OutboxTable;
 use crate::sockets::Sockets;
+use crate::webhooks::{self, Webhooks};
 use crate::{api, ffi, now, short_lived};
 
 /// What each socket carries across hibernation (`serializeAttachment`,
@@ -54,6 +58,8 @@ struct Live {
     sockets: Sockets<WebSocket>,
     /// The alarm as last set by this instance (`None`: none pending).
     alarm_at: Option<u64>,
+    /// Member events and their delivery, with `WEBHOOK_URL` set.
+    webhooks: Option<Webhooks>,
 }
 
 /// What the object serves with, from the Worker's vars.
@@ -71,7 +77,7 @@ pub struct Space(Rc<Inner>);
 
 impl DurableObject for Space {
     fn new(state: State, env: Env) -> Self {
-        Space(Rc::new(Inner::new(state, env)))
+        Space(Rc::new_cyclic(|me| Inner::new(state, env, me.clone())))
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
@@ -108,14 +114,18 @@ impl DurableObject for Space {
 /// What the object is made of.
 struct Inner {
     state: State,
+    /// The object itself, for work that outlives a handler (a webhook
+    /// delivery).
+    me: Weak<Inner>,
     leases: LeaseTable,
+    outbox: OutboxTable,
     /// An unusable var makes the object refuse to serve, as the Worker does.
     settings: std::result::Result<Settings, ConfigError>,
     live: RefCell<Option<Live>>,
 }
 
 impl Inner {
-    fn new(state: State, env: Env) -> Self {
+    fn new(state: State, env: Env, me: Weak<Inner>) -> Self {
         // Runs on first use and again on every wake from hibernation.
         let settings = crate::edge_config(&env).map(|edge| Settings {
             config: SpaceConfig {
@@ -134,9 +144,12 @@ impl Inner {
             Err(err) => console_error!("auto-response not set: {err:?}"),
         }
         let leases = LeaseTable::open(state.storage().sql());
+        let outbox = OutboxTable::open(state.storage().sql());
         Self {
             state,
+            me,
             leases,
+            outbox,
             settings,
             live: RefCell::new(None),
         }
@@ -349,11 +362,21 @@ impl Inner {
             space.reattach(conn, id);
             sockets.insert(conn, ws, now.0);
         }
+        let webhooks = match &settings.edge.webhook {
+            Some(webhook) => Some(Webhooks::restore(
+                webhook,
+                space.roster(),
+                &self.outbox,
+                now,
+            )?),
+            None => None,
+        };
         Ok(Live {
             space,
             sockets,
             // Unknown after a wake: the next carry-out sets it again.
             alarm_at: None,
+            webhooks,
         })
     }
 
@@ -410,23 +433,14 @@ impl Inner {
     /// Does what a step says: sends, closes, writes the changed leases, logs
     /// the events, and keeps the alarm at the earliest expiry.
     async fn carry_out(&self, space: &str, step: Step) -> Result<()> {
+        let mut attempts = Vec::new();
         let alarm = {
             let mut live = self.live()?;
-            // The JavaScript string of the text last sent, by the address of
-            // its `Arc`: a broadcast's sends share one `Arc` and come one
-            // after another, so its text crosses into JavaScript once.
-            let mut shared: Option<(*const u8, js_sys::JsString)> = None;
             for output in &step.outputs {
                 match output {
                     Output::Send { conn, text } => {
                         if let Some(ws) = live.sockets.get(*conn) {
-                            let key = text.as_ptr();
-                            if shared.as_ref().map(|(k, _)| *k) != Some(key) {
-                                shared = Some((key, js_sys::JsString::from(&**text)));
-                            }
-                            if let Some((_, js)) = &shared {
-                                let _ = ffi::send_shared(ws, js);
-                            }
+                            let _ = ws.send_with_str(text);
                         }
                     }
                     Output::Close { conn, code } => {
@@ -450,12 +464,20 @@ impl Inner {
                     log_line(space, event_kind(&event.event), client.id.as_str())
                 );
             }
-            let next = live.space.next_deadline().map(|t| t.0);
+            let now = now();
+            let mut next = live.space.next_deadline();
+            if let Some(webhooks) = live.webhooks.as_mut() {
+                webhooks.observe(space, &step.events, &self.outbox, now)?;
+                attempts = webhooks.poll(&self.outbox, now)?;
+                next = earliest(next, webhooks.next_deadline());
+            }
+            let next = next.map(|t| t.0);
             (next != live.alarm_at).then(|| {
                 live.alarm_at = next;
                 next
             })
         };
+        self.deliver(attempts);
         if let Some(next) = alarm {
             let storage = self.state.storage();
             match next {
@@ -469,10 +491,52 @@ impl Inner {
         Ok(())
     }
 
+    /// Sends the webhook POSTs the outbox asked for, each in a task of its
+    /// own (a receiver that takes its time holds up no handler, the alarm
+    /// included); each answer goes back to the outbox.
+    fn deliver(&self, attempts: Vec<Attempt>) {
+        let Some(url) = self
+            .settings
+            .as_ref()
+            .ok()
+            .and_then(|s| s.edge.webhook.as_ref())
+            .map(|w| w.url.clone())
+        else {
+            return;
+        };
+        for attempt in attempts {
+            let Some(me) = self.me.upgrade() else {
+                return;
+            };
+            let url = url.clone();
+            self.state.wait_until(async move {
+                let answer = webhooks::post(&url, &attempt).await;
+                if let Err(err) = me.webhook_answered(attempt.batch, answer).await {
+                    console_error!(
+                        "{}",
+                        log_line(&me.space_name(), "webhook answer", &err.to_string())
+                    );
+                }
+            });
+        }
+    }
+
+    /// A webhook POST was answered (or failed): the outbox settles it and
+    /// may send the next batch; the alarm follows its next deadline.
+    async fn webhook_answered(&self, batch: BatchId, answer: Answer) -> Result<()> {
+        {
+            let mut live = self.live()?;
+            if let Some(webhooks) = live.webhooks.as_mut() {
+                webhooks.answered(&self.outbox, batch, answer, now())?;
+            }
+        }
+        self.carry_out(&self.space_name(), Step::default()).await
+    }
+
     /// A plain HTTP request the Worker let through (section 14): the
-    /// roster for a `GET`, after a sweep so that no lease already run out
-    /// is listed.
-    async fn plain_http(&self, req: Request) -> Result<Response> {
+    /// roster for a `GET` (after a sweep, so that no lease already run out
+    /// is listed), a server broadcast for a `POST`, a kick for a `DELETE`.
+    async fn plain_http(&self, mut req: Request) -> Result<Response> {
         let url = req.url()?;
         let space = match SpaceName::from_path(url.path()) {
             Ok(space) => space,
@@ -495,7 +559,40 @@ impl Inner {
                 };
                 api::json(200, &body)
             }
-            _ => api::json_error(405, "Method not allowed"),
+            Method::Post => {
+                let max = self.live()?.space.config().max_message_bytes;
+                let data = match parse_broadcast(&req.bytes().await?, max) {
+                    Ok(data) => data,
+                    Err(error) => return api::api_error(&error),
+                };
+                let now = now();
+                let step = {
+                    let mut live = self.live()?;
+                    self.sweeping(&mut live, now, |live| live.space.server_broadcast(&data))
+                };
+                self.carry_out(space.as_str(), step).await?;
+                api::json(202, "{}")
+            }
+            Method::Delete => {
+                let target = match KickTarget::parse(url.query()) {
+                    Ok(target) => target,
+                    Err(error) => return api::api_error(&error),
+                };
+                let now = now();
+                let mut removed = 0;
+                let step = {
+                    let mut live = self.live()?;
+                    self.sweeping(&mut live, now, |live| {
+                        let (step, n) = kick(&mut live.space, &target, now);
+                        removed = n;
+                        step
+                    })
+                };
+                self.carry_out(space.as_str(), step).await?;
+                api::json(200, &removed_json(removed))
+            }
+            // The Worker routes no other method here.
+            _ => api::api_error(&ApiError::NotFound),
         }
     }
 
@@ -540,6 +637,14 @@ fn close(ws: &WebSocket, conn: ConnId, code: CloseCode) {
     };
     let _ = ws.serialize_attachment(&attachment);
     let _ = ws.close(Some(code.code()), Some(code.reason()));
+}
+
+/// The earlier of two deadlines, if any.
+fn earliest(a: Option<UnixMillis>, b: Option<UnixMillis>) -> Option<UnixMillis> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 fn merge(into: &mut Step, from: Step) {

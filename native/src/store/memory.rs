@@ -14,6 +14,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
+use longhouse_core::api::{self, KickTarget};
+use longhouse_core::webhook::MemberCounts;
+use longhouse_core::Json;
 use longhouse_core::{
     ConnId, Disconnect, Frame, JoinRequest, Space, SpaceConfig, SpaceName, Step, UnixMillis,
 };
@@ -21,11 +24,15 @@ use longhouse_core::{
 use super::dispatch::{carry_out, dropped_after_panic, lock};
 use super::wakeups::Wakeups;
 use crate::clock::now;
-use crate::ids::fresh_client_id;
+use crate::ids::{fresh_client_id, fresh_event_id};
 use crate::outbox::{Outbound, Outbox};
+use crate::webhooks::Webhooks;
 
 struct Entry {
     space: Space,
+    /// Leases by identity, for member events (kept from the roster's
+    /// events, never by scanning it).
+    members: MemberCounts,
     outboxes: HashMap<ConnId, Outbox>,
     /// The earliest wake-up already asked for.
     scheduled: Option<UnixMillis>,
@@ -49,11 +56,17 @@ pub struct MemoryStore {
     spaces: Mutex<HashMap<SpaceName, Shared>>,
     wakeups: Wakeups,
     stopping: AtomicBool,
+    /// Where member events go (`WEBHOOK_URL`); `None`: nowhere.
+    webhooks: Option<Webhooks>,
 }
 
 impl MemoryStore {
     /// A store with its wake-up task running on the current runtime.
-    pub fn start(config: SpaceConfig, max_clients: Option<usize>) -> Arc<Self> {
+    pub fn start(
+        config: SpaceConfig,
+        max_clients: Option<usize>,
+        webhooks: Option<Webhooks>,
+    ) -> Arc<Self> {
         Arc::new_cyclic(|weak: &Weak<MemoryStore>| {
             let weak = weak.clone();
             MemoryStore {
@@ -68,6 +81,7 @@ impl MemoryStore {
                     None => false,
                 }),
                 stopping: AtomicBool::new(false),
+                webhooks,
             }
         })
     }
@@ -100,6 +114,22 @@ impl MemoryStore {
 
     pub(super) fn closed(&self, name: &SpaceName, conn: ConnId, how: Disconnect) {
         self.with_space(name, |space| space.closed(conn, how, now()));
+    }
+
+    /// `POST /{space}`: every client of the space gets the broadcast.
+    pub(super) fn broadcast(&self, name: &SpaceName, data: &Json) {
+        self.with_space(name, |space| space.server_broadcast(data));
+    }
+
+    /// `DELETE /{space}`: the leases `target` names end; how many did.
+    pub(super) fn kick(&self, name: &SpaceName, target: &KickTarget) -> usize {
+        let mut removed = 0;
+        self.with_space(name, |space| {
+            let (step, n) = api::kick(space, target, now());
+            removed = n;
+            step
+        });
+        removed
     }
 
     pub(super) fn shutdown(&self) {
@@ -143,6 +173,14 @@ impl MemoryStore {
         let e = &mut *guard;
         match catch_unwind(AssertUnwindSafe(|| input(&mut e.space))) {
             Ok(step) => {
+                if let Some(webhooks) = &self.webhooks {
+                    let at = now();
+                    let members = step.events.iter().flat_map(|event| {
+                        e.members
+                            .observe(name.as_str(), &event.event, at, fresh_event_id)
+                    });
+                    webhooks.push(members.collect());
+                }
                 let hub = e.space.hub();
                 carry_out(name, &mut e.outboxes, step, |conn| {
                     hub.client_of(conn).is_some()
@@ -173,6 +211,7 @@ impl MemoryStore {
             removed: AtomicBool::new(false),
             entry: Mutex::new(Entry {
                 space: Space::new(self.config).with_max_clients(self.max_clients),
+                members: MemberCounts::new(),
                 outboxes: HashMap::new(),
                 scheduled: None,
             }),
@@ -228,7 +267,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panic_in_one_space_closes_its_sockets_1011_and_spares_the_others() {
-        let store = MemoryStore::start(SpaceConfig::default(), None);
+        let store = MemoryStore::start(SpaceConfig::default(), None, None);
         let (a_tx, mut a) = outbox(16);
         let (b_tx, mut b) = outbox(16);
         let (c_tx, mut c) = outbox(16);
@@ -271,7 +310,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_map_is_free_while_a_space_works() {
-        let store = MemoryStore::start(SpaceConfig::default(), None);
+        let store = MemoryStore::start(SpaceConfig::default(), None, None);
         let (a_tx, mut a) = outbox(16);
         store.join(ConnId(1), &request("busy", "ann"), a_tx);
         assert!(is_welcome(&next(&mut a).await));

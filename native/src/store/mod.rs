@@ -12,7 +12,8 @@ pub use memory::MemoryStore;
 
 use std::sync::Arc;
 
-use longhouse_core::{ConnId, Disconnect, Frame, JoinRequest, SpaceName};
+use longhouse_core::api::KickTarget;
+use longhouse_core::{ConnId, Disconnect, Frame, JoinRequest, Json, SpaceName};
 
 use crate::outbox::Outbox;
 
@@ -73,6 +74,27 @@ impl Store {
                     tracing::warn!("stopping: store calls still in flight after the drain period");
                 }
             }
+        }
+    }
+
+    /// A server broadcast (`POST /{space}`) to every client of the space.
+    pub async fn broadcast(&self, space: &SpaceName, data: &Json) {
+        match self {
+            Store::Memory(m) => m.broadcast(space, data),
+            Store::Redis(r) => r.broadcast(space, data),
+        }
+    }
+
+    /// A kick (`DELETE /{space}`): how many leases it ended, or why the
+    /// store could not say.
+    pub async fn kick(&self, space: &SpaceName, target: &KickTarget) -> Result<usize, String> {
+        use longhouse_core::shared::StoreFailure;
+        match self {
+            Store::Memory(m) => Ok(m.kick(space, target)),
+            Store::Redis(r) => r.kick(space, target).await.map_err(|e| match e {
+                StoreFailure::Unavailable => "Store unavailable".to_owned(),
+                StoreFailure::Failed => "Store call failed".to_owned(),
+            }),
         }
     }
 

@@ -84,6 +84,12 @@ pub enum StoreOp {
         /// The message as every recipient gets it.
         text: std::sync::Arc<str>,
     },
+    /// The server API's kick ([`crate::Roster::remove_client`] or
+    /// [`crate::Roster::remove_identity`]) after a sweep.
+    Remove {
+        /// Whom it removes.
+        target: crate::api::KickTarget,
+    },
     /// [`crate::Roster::sweep`].
     Sweep,
     /// A snapshot of the roster, putting back `known` if the store's
@@ -95,7 +101,10 @@ pub enum StoreOp {
 }
 
 /// One call to make: an id for its reply, the caller's history, the
-/// request.
+/// request. Calls made for one socket (the `holder` of a join, renewal,
+/// update or leave, the sender of a relay) must run in the order they were
+/// made: that is what keeps one client's updates and broadcasts in order,
+/// and its leave after its last update. Other calls may run in any order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreCall {
     /// Echoed with the reply.
@@ -173,6 +182,8 @@ pub mod scripts {
     pub const UPDATE: &str = script!("update.lua");
     /// A broadcast or cursor: one publish, after a sweep.
     pub const RELAY: &str = script!("relay.lua");
+    /// The server API's kick, after a sweep.
+    pub const REMOVE: &str = script!("remove.lua");
     /// [`crate::Roster::sweep`].
     pub const SWEEP: &str = script!("sweep.lua");
     /// A snapshot for a resync, re-asserting the caller's leases after a
@@ -197,11 +208,13 @@ pub enum ScriptKind {
     Update,
     /// See [`scripts::RELAY`].
     Relay,
+    /// See [`scripts::REMOVE`].
+    Remove,
 }
 
 impl ScriptKind {
     /// Every script, for loading them all.
-    pub const ALL: [ScriptKind; 7] = [
+    pub const ALL: [ScriptKind; 8] = [
         ScriptKind::Join,
         ScriptKind::Renew,
         ScriptKind::Leave,
@@ -209,6 +222,7 @@ impl ScriptKind {
         ScriptKind::Resync,
         ScriptKind::Update,
         ScriptKind::Relay,
+        ScriptKind::Remove,
     ];
 
     /// The script's text.
@@ -221,6 +235,7 @@ impl ScriptKind {
             ScriptKind::Resync => scripts::RESYNC,
             ScriptKind::Update => scripts::UPDATE,
             ScriptKind::Relay => scripts::RELAY,
+            ScriptKind::Remove => scripts::REMOVE,
         }
     }
 
@@ -234,6 +249,7 @@ impl ScriptKind {
             ScriptKind::Resync => "resync",
             ScriptKind::Update => "update",
             ScriptKind::Relay => "relay",
+            ScriptKind::Remove => "remove",
         }
     }
 }
@@ -258,6 +274,7 @@ pub struct SpaceScripts {
     ttl_ms: u64,
     max_clients: Option<usize>,
     placeholder_ms: u64,
+    webhooks: bool,
 }
 
 impl SpaceScripts {
@@ -270,7 +287,15 @@ impl SpaceScripts {
             ttl_ms,
             max_clients: None,
             placeholder_ms: crate::defaults::DEFAULT_PLACEHOLDER_MS,
+            webhooks: false,
         }
+    }
+
+    /// The scripts also count members and add member events to the
+    /// space's webhook stream (`WEBHOOK_URL` is set).
+    pub fn with_webhooks(mut self, on: bool) -> Self {
+        self.webhooks = on;
+        self
     }
 
     /// Joins beyond `max_clients` leases are refused
@@ -351,6 +376,14 @@ impl SpaceScripts {
                 args.extend([id, holder, text.to_string()]);
                 ScriptKind::Relay
             }
+            StoreOp::Remove { target } => {
+                let (by, value) = match target {
+                    crate::api::KickTarget::Client(id) => ("id", id.as_str().to_owned()),
+                    crate::api::KickTarget::Identity(identity) => ("identity", identity.clone()),
+                };
+                args.extend([by.to_owned(), value]);
+                ScriptKind::Remove
+            }
             StoreOp::Sweep => ScriptKind::Sweep,
             StoreOp::Resync { known } => {
                 args.push(self.placeholder_ms.to_string());
@@ -370,11 +403,11 @@ impl SpaceScripts {
                 ScriptKind::Resync
             }
         };
-        ScriptCall {
-            kind,
-            keys: vec![self.keys.leases.clone(), self.keys.expiries.clone()],
-            args,
+        let mut keys = vec![self.keys.leases.clone(), self.keys.expiries.clone()];
+        if self.webhooks {
+            keys.extend([self.keys.members.clone(), self.keys.webhooks.clone()]);
         }
+        ScriptCall { kind, keys, args }
     }
 }
 

@@ -47,6 +47,10 @@ pub struct SpaceKeys {
     pub expiries: String,
     /// The (sharded) pub/sub channel that carries the space's events.
     pub channel: String,
+    /// Lease counts by identity, for member events (section 14).
+    pub members: String,
+    /// The space's webhook stream: member events waiting for delivery.
+    pub webhooks: String,
 }
 
 impl SpaceKeys {
@@ -58,8 +62,23 @@ impl SpaceKeys {
             leases: format!("{base}:leases"),
             expiries: format!("{base}:expiries"),
             channel: format!("{base}:events"),
+            members: format!("{base}:members"),
+            webhooks: format!("{base}:webhooks"),
         }
     }
+}
+
+/// The space whose webhook stream `key` is (the inverse of
+/// [`SpaceKeys::webhooks`]), for an instance that finds the key.
+pub fn space_of_webhooks(key: &str) -> Option<SpaceName> {
+    let tag = key
+        .strip_prefix(KEY_PREFIX)?
+        .strip_prefix(":{")?
+        .strip_suffix("}:webhooks")?;
+    let decoded = percent_encoding::percent_decode_str(tag)
+        .decode_utf8()
+        .ok()?;
+    SpaceName::parse(&decoded).ok()
 }
 
 #[cfg(test)]
@@ -76,6 +95,13 @@ mod tests {
         assert_eq!(k.leases, "lh:{room}:leases");
         assert_eq!(k.expiries, "lh:{room}:expiries");
         assert_eq!(k.channel, "lh:{room}:events");
+        assert_eq!(k.webhooks, "lh:{room}:webhooks");
+        assert_eq!(k.members, "lh:{room}:members");
+        for name in ["room", "a}b{c%d", "x%7By", "ü/ x"] {
+            let keys = SpaceKeys::new(&space(name));
+            assert_eq!(space_of_webhooks(&keys.webhooks), Some(space(name)));
+        }
+        assert_eq!(space_of_webhooks("lh:{room}:leases"), None);
         let k = SpaceKeys::new(&space("a}b{c%d"));
         assert_eq!(k.leases, "lh:{a%7Db%7Bc%25d}:leases");
     }

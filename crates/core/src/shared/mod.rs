@@ -40,6 +40,6 @@ pub use codec::{
     ScriptReply, ScriptStatus,
 };
 pub use config::SharedConfig;
-pub use keys::{hash_tag, SpaceKeys, IDLE_KEEP_MS, KEY_PREFIX};
+pub use keys::{hash_tag, space_of_webhooks, SpaceKeys, IDLE_KEEP_MS, KEY_PREFIX};
 pub use machine::SharedSpace;
 pub use step::{Note, ResyncReason, SharedStep, StoreFailure, Subscription};

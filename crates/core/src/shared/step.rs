@@ -58,6 +58,8 @@ pub enum ResyncReason {
     Contradicted,
     /// A renewal found no lease that this instance's socket holds.
     LeaseMissing,
+    /// An update's call failed: whether it was stored is unknown.
+    UpdateFailed,
     /// A snapshot came back older than what the view applied: a race, or
     /// a store that went back; the next snapshot tells which.
     Behind,

@@ -212,6 +212,27 @@ impl SimStore {
                 }
                 (status, false)
             }
+            StoreOp::Remove { target } => {
+                // remove.lua: the named leases, in id order, one leave each.
+                let ids: Vec<ClientId> = match run.data.hash.as_ref() {
+                    Some(h) => {
+                        h.2.iter()
+                            .filter(|(id, l)| target.matches(id, &l.client.identity))
+                            .map(|(id, _)| id.clone())
+                            .collect()
+                    }
+                    None => Vec::new(),
+                };
+                for id in ids {
+                    let lease = run.remove(&id);
+                    run.emit(RosterEvent::Left {
+                        client: lease.client,
+                        holder: lease.holder,
+                        cause: LeaveCause::Removed,
+                    });
+                }
+                (ScriptStatus::Ok, false)
+            }
             StoreOp::Sweep => (ScriptStatus::Ok, false),
             StoreOp::Resync { known } => {
                 let mut status = ScriptStatus::Ok;
@@ -234,15 +255,21 @@ impl SimStore {
                                         });
                                         status = ScriptStatus::Restored;
                                     }
-                                    Some(l)
+                                    Some(ref l)
                                         if l.holder == ConnId(0)
                                             && l.client.identity == lease.client.identity =>
                                     {
-                                        run.set_holder(&id, conn);
+                                        run.leases().insert(
+                                            id.clone(),
+                                            StoredLease {
+                                                holder: conn,
+                                                client: lease.client.clone(),
+                                            },
+                                        );
                                         let z = run.data.zset.get_mut(&id).expect("consistent");
                                         *z = (*z).max(end);
                                         run.emit(RosterEvent::Resumed {
-                                            client: l.client,
+                                            client: lease.client.clone(),
                                             holder: conn,
                                             replaced: ConnId(0),
                                         });

@@ -9,11 +9,15 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use longhouse_core::api::{self, KickTarget};
 use longhouse_core::shared::{
     CallId, Note, ScriptClock, ScriptReply, SharedSpace, SharedStep, StoreCall, StoreFailure,
     StoreOp, Subscription,
 };
-use longhouse_core::{CloseCode, ConnId, Disconnect, Frame, JoinRequest, SpaceName, UnixMillis};
+use longhouse_core::{
+    CloseCode, ConnId, Disconnect, Frame, JoinRequest, RosterEvent, SpaceName, UnixMillis,
+};
+use tokio::sync::oneshot;
 use tracing::{debug, info, warn, Instrument, Span};
 
 use super::link::LinkRequest;
@@ -22,6 +26,9 @@ use crate::clock::now;
 use crate::ids::{fresh_client_id, fresh_epoch};
 use crate::outbox::{Outbound, Outbox};
 use crate::store::dispatch::{carry_out, dropped_after_panic};
+
+/// How long a kick waits for its script's reply before it answers 503.
+const KICK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// One space on this instance.
 pub(super) struct SpaceDriver {
@@ -41,6 +48,9 @@ struct State {
     spans: HashMap<ConnId, Span>,
     /// The earliest wake-up already asked for.
     scheduled: Option<UnixMillis>,
+    /// Kicks of the server API waiting for their call's reply: how many
+    /// leases it ended, or why it failed.
+    kicks: HashMap<CallId, oneshot::Sender<Result<usize, StoreFailure>>>,
     /// Calls made for one socket run one at a time, in the order made (a
     /// client's updates, broadcasts and leave reach Redis in its order,
     /// section 10 and 13): a socket with a call in flight has an entry,
@@ -93,6 +103,61 @@ impl RedisStore {
     ) {
         if let Some(driver) = self.driver(name) {
             self.input(&driver, |m| m.closed(conn, how, now()));
+        }
+    }
+
+    /// A server broadcast: one publish on the space's channel, which every
+    /// instance with sockets in the space relays to them (this one
+    /// subscribes for as long as the call takes, if it had no socket there).
+    pub(in crate::store) fn broadcast(
+        self: &Arc<Self>,
+        name: &SpaceName,
+        data: &longhouse_core::Json,
+    ) {
+        loop {
+            let driver = self.driver_for(name);
+            let state = lock(&driver.state);
+            if driver.removed.load(Ordering::SeqCst) {
+                continue;
+            }
+            self.work(&driver, state, |m| m.server_broadcast(data, now()));
+            return;
+        }
+    }
+
+    /// A kick: one script ends the leases and publishes their leaves; the
+    /// answer is how many it ended, once its reply is in.
+    pub(in crate::store) async fn kick(
+        self: &Arc<Self>,
+        name: &SpaceName,
+        target: &KickTarget,
+    ) -> Result<usize, StoreFailure> {
+        let (tx, rx) = oneshot::channel();
+        loop {
+            let driver = self.driver_for(name);
+            let state = lock(&driver.state);
+            if driver.removed.load(Ordering::SeqCst) {
+                continue;
+            }
+            let mut tx = Some(tx);
+            self.work_with(&driver, state, |m, s| {
+                let step = m.remove(target, now());
+                for call in &step.calls {
+                    if matches!(call.op, StoreOp::Remove { .. }) {
+                        if let Some(tx) = tx.take() {
+                            s.insert(call.id, tx);
+                        }
+                    }
+                }
+                step
+            });
+            break;
+        }
+        // A store that never answers (down, its call held) is a failure,
+        // not a request left hanging.
+        match tokio::time::timeout(KICK_TIMEOUT, rx).await {
+            Ok(answer) => answer.unwrap_or(Err(StoreFailure::Failed)),
+            Err(_) => Err(StoreFailure::Unavailable),
         }
     }
 
@@ -158,11 +223,25 @@ impl RedisStore {
     fn work(
         self: &Arc<Self>,
         driver: &Arc<SpaceDriver>,
-        mut guard: MutexGuard<'_, State>,
+        guard: MutexGuard<'_, State>,
         input: impl FnOnce(&mut SharedSpace) -> SharedStep,
     ) {
+        self.work_with(driver, guard, |m, _| input(m));
+    }
+
+    /// [`RedisStore::work`] for an input that also needs the driver's own
+    /// bookkeeping (a kick's answer).
+    fn work_with(
+        self: &Arc<Self>,
+        driver: &Arc<SpaceDriver>,
+        mut guard: MutexGuard<'_, State>,
+        input: impl FnOnce(&mut SharedSpace, &mut Kicks) -> SharedStep,
+    ) {
         let s = &mut *guard;
-        match catch_unwind(AssertUnwindSafe(|| input(&mut s.machine))) {
+        let kicks = &mut s.kicks;
+        match catch_unwind(AssertUnwindSafe(|| {
+            input(&mut s.machine, &mut Kicks(kicks))
+        })) {
             Ok(step) => {
                 // A call made for a socket is logged in the socket's span
                 // (else in the span of what made it: a reply, a wake-up).
@@ -253,7 +332,27 @@ impl RedisStore {
         // What this space learnt of Redis's clock, for spaces made later.
         let at = now();
         lock(&self.clock).merge(state.machine.clock(), at);
-        self.work(driver, state, |m| m.reply(id, result, at));
+        self.work_with(driver, state, |m, s| {
+            let answer = result.as_ref().map(|_| ()).map_err(|e| *e);
+            if let (Some(pump), Ok(reply)) = (&self.pump, &result) {
+                // The script that made these may have added member events
+                // to the space's stream.
+                let members_changed = reply.events.iter().any(|e| {
+                    matches!(
+                        e.event,
+                        RosterEvent::Joined { .. } | RosterEvent::Left { .. }
+                    )
+                });
+                if members_changed {
+                    pump.made(&driver.name);
+                }
+            }
+            let step = m.reply(id, result, at);
+            if let Some(kick) = s.remove(&id) {
+                let _ = kick.send(answer.map(|()| api::removed(&step.step)));
+            }
+            step
+        });
     }
 
     /// The space's driver, made (and its subscription asked for) if this
@@ -275,6 +374,7 @@ impl RedisStore {
                 outboxes: HashMap::new(),
                 spans: HashMap::new(),
                 scheduled: None,
+                kicks: HashMap::new(),
                 lanes: HashMap::new(),
             }),
         });
@@ -318,6 +418,19 @@ impl RedisStore {
     }
 }
 
+/// A driver's kicks waiting for replies, as an input sees them.
+pub(super) struct Kicks<'a>(&'a mut HashMap<CallId, oneshot::Sender<Result<usize, StoreFailure>>>);
+
+impl Kicks<'_> {
+    fn insert(&mut self, id: CallId, tx: oneshot::Sender<Result<usize, StoreFailure>>) {
+        self.0.insert(id, tx);
+    }
+
+    fn remove(&mut self, id: &CallId) -> Option<oneshot::Sender<Result<usize, StoreFailure>>> {
+        self.0.remove(id)
+    }
+}
+
 /// The socket a call is made for, if any.
 fn holder_of(op: &StoreOp) -> Option<ConnId> {
     match op {
@@ -326,7 +439,7 @@ fn holder_of(op: &StoreOp) -> Option<ConnId> {
         | StoreOp::Leave { holder, .. }
         | StoreOp::Update { holder, .. } => Some(*holder),
         StoreOp::Relay { from, .. } => from.as_ref().map(|(_, holder)| *holder),
-        StoreOp::Sweep | StoreOp::Resync { .. } => None,
+        StoreOp::Sweep | StoreOp::Resync { .. } | StoreOp::Remove { .. } => None,
     }
 }
 

@@ -11,7 +11,8 @@
 //! - `pushes`: the bounded queue from the subscription to the spaces;
 //! - `scripts`: running one script call;
 //! - `driver`: one space's machine, its sockets' outboxes, its calls and
-//!   its wake-ups.
+//!   its wake-ups;
+//! - `webhooks`: the member events' streams, shared by the instances.
 
 mod conn;
 mod driver;
@@ -19,6 +20,7 @@ mod inspect;
 mod link;
 mod pushes;
 mod scripts;
+mod webhooks;
 
 pub use scripts::RedisStoreError;
 
@@ -60,6 +62,9 @@ pub struct RedisStore {
     /// `SUBSCRIPTION_QUEUE`.
     queue_capacity: usize,
     stopping: AtomicBool,
+    /// Member events (`WEBHOOK_URL`): the scripts write them to streams
+    /// this pump delivers.
+    pump: Option<webhooks::Pump>,
 }
 
 use super::dispatch::lock;
@@ -72,6 +77,7 @@ impl RedisStore {
         max_clients: Option<usize>,
         url: &str,
         queue_capacity: usize,
+        webhook: Option<(&str, &str)>,
     ) -> Result<Arc<Self>, RedisStoreError> {
         let info = url.into_connection_info()?;
         let settings = info
@@ -103,6 +109,7 @@ impl RedisStore {
                 }),
                 queue_capacity,
                 stopping: AtomicBool::new(false),
+                pump: webhook.map(|(url, secret)| webhooks::Pump::start(weak.clone(), url, secret)),
             }
         });
         tokio::spawn(link::run(Arc::downgrade(&store), rx));
@@ -120,6 +127,7 @@ impl RedisStore {
     fn scripts_for(&self, name: &SpaceName) -> SpaceScripts {
         SpaceScripts::new(name, self.mode(), self.config.space.ttl_ms)
             .with_max_clients(self.max_clients)
+            .with_webhooks(self.pump.is_some())
     }
 
     pub(super) fn health(&self) -> Result<(), String> {

@@ -38,19 +38,24 @@ use crate::CloseCode;
 /// are ignored instead of starting another resync.
 const PAST_EPOCHS: usize = 4;
 
+mod commands;
 mod replies;
 mod schedule;
 
 #[derive(Debug, Clone)]
 enum Pending {
     Join(ConnId),
-    /// A renewal, or an update or relay (which renew too).
+    /// A renewal, or a relay (which renews too).
     Renew(ClientId, ConnId),
+    /// An update (which renews too).
+    Update(ClientId, ConnId),
     Leave(ConnId),
     Sweep,
     Resync,
     /// A broadcast of the server API.
     Publish,
+    /// A kick of the server API.
+    Remove,
 }
 
 #[derive(Debug, Clone)]
@@ -110,6 +115,9 @@ pub struct SharedSpace {
     /// Joins the store took in a history the view is not at yet.
     unconfirmed: Vec<(ConnId, Option<Epoch>, u64)>,
     own: HashMap<ClientId, Own>,
+    /// Records updated by sockets welcomed (by the channel) before their
+    /// join's reply made the lease ours: taken into [`Own`] then.
+    early: HashMap<ConnId, ClientInfo>,
     /// Leaves of sockets that closed while their join was in flight (with
     /// the record to show, if an update was held): sent once it is
     /// answered, so that the leave cannot overtake the join.
@@ -159,6 +167,7 @@ impl SharedSpace {
             joining: HashMap::new(),
             unconfirmed: Vec::new(),
             own: HashMap::new(),
+            early: HashMap::new(),
             deferred: HashMap::new(),
             closing: HashMap::new(),
             calls: HashMap::new(),
@@ -377,6 +386,21 @@ impl SharedSpace {
         out
     }
 
+    /// A kick of the server API: one script ends the leases `target` names
+    /// and publishes their leaves (cause removed), so that the instance
+    /// holding each socket closes it with 4003 and everyone else sees the
+    /// leave. The reply's step reports the leaves (count them with
+    /// [`crate::api::removed`]).
+    pub fn remove(&mut self, target: &crate::api::KickTarget, now: UnixMillis) -> SharedStep {
+        let mut out = SharedStep::default();
+        let op = StoreOp::Remove {
+            target: target.clone(),
+        };
+        self.call(op, Pending::Remove, now, &mut out);
+        self.finish(now, &mut out);
+        out
+    }
+
     /// Closes every socket with 1012 and keeps their leases; later joins
     /// are closed with 1012 too. Updates still held are stored (the calls
     /// in the step), so that clients resume elsewhere with their latest
@@ -405,6 +429,7 @@ impl SharedSpace {
         self.stopping = true;
         self.joining.clear();
         self.own.clear();
+        self.early.clear();
         out
     }
 
@@ -465,65 +490,6 @@ impl SharedSpace {
     }
 
     // --- inputs, continued ------------------------------------------------
-
-    fn command(&mut self, command: Command, now: UnixMillis, out: &mut SharedStep) {
-        match command {
-            Command::Renew { id, holder } => {
-                let op = StoreOp::Renew {
-                    id: id.clone(),
-                    holder,
-                };
-                self.call(op, Pending::Renew(id, holder), now, out);
-            }
-            Command::Leave { id, holder, held } => {
-                let last = held
-                    .clone()
-                    .and_then(|state| Some(self.record(&id, holder)?.with_state(state)));
-                if self.own.get(&id).is_some_and(|o| o.conn == holder) {
-                    self.own.remove(&id);
-                }
-                match self.joining.get(&holder) {
-                    // Never sent: the store has nothing to end.
-                    Some(j) if j.waiting_since.is_some() => self.closed_now(holder, out),
-                    Some(j) if j.sent => {
-                        self.deferred.insert(holder, (id, held));
-                    }
-                    _ => {
-                        let op = StoreOp::Leave { id, holder, last };
-                        self.call(op, Pending::Leave(holder), now, out);
-                    }
-                }
-            }
-            Command::Update { id, holder, state } => {
-                let Some(client) = self.record(&id, holder).map(|c| c.with_state(state)) else {
-                    return;
-                };
-                if let Some(own) = self.own.get_mut(&id).filter(|o| o.conn == holder) {
-                    own.client = client.clone();
-                }
-                let op = StoreOp::Update { client, holder };
-                self.call(op, Pending::Renew(id, holder), now, out);
-            }
-            Command::Relay { id, holder, relay } => {
-                let text = relay.message(&id).encode();
-                let op = StoreOp::Relay {
-                    from: Some((id.clone(), holder)),
-                    text,
-                };
-                self.call(op, Pending::Renew(id, holder), now, out);
-            }
-        }
-    }
-
-    /// The record of lease `id` held by our socket `holder`: as its join
-    /// and updates left it, or as the view shows it (welcomed by the
-    /// channel before its join's reply came).
-    fn record(&self, id: &ClientId, holder: ConnId) -> Option<ClientInfo> {
-        match self.own.get(id) {
-            Some(own) if own.conn == holder => Some(own.client.clone()),
-            _ => self.hub.viewed(id).cloned(),
-        }
-    }
 
     fn event(&mut self, epoch: Epoch, event: Sequenced, now: UnixMillis, out: &mut SharedStep) {
         if self.ready && self.epoch.as_ref() == Some(&epoch) {
@@ -621,6 +587,7 @@ impl SharedSpace {
 
     fn refuse(&mut self, conn: ConnId, error: &JoinError, out: &mut SharedStep) {
         self.joining.remove(&conn);
+        self.early.remove(&conn);
         out.step.errors.push(error.kind());
         self.hub.refuse(conn, error, &mut out.step.outputs);
     }

@@ -9,6 +9,7 @@ use crate::shared::calls::StoreOp;
 use crate::shared::codec::{ScriptReply, ScriptStatus};
 use crate::shared::step::{Note, ResyncReason, SharedStep, StoreFailure};
 use crate::time::UnixMillis;
+use crate::wire::ClientInfo;
 use crate::ConnId;
 
 impl SharedSpace {
@@ -23,7 +24,7 @@ impl SharedSpace {
         out.step.events.extend(reply.events.iter().cloned());
         match call.pending.clone() {
             Pending::Join(conn) => self.join_replied(conn, &call, reply, now, out),
-            Pending::Renew(id, conn) => {
+            Pending::Renew(id, conn) | Pending::Update(id, conn) => {
                 // A socket closed by a shutdown once its update is stored.
                 if self.stopping {
                     self.closed_now(conn, out);
@@ -56,7 +57,7 @@ impl SharedSpace {
                 self.resyncing = false;
                 self.resynced(&call, reply, now, out);
             }
-            Pending::Publish => self.absorb(&call, reply, now, out),
+            Pending::Publish | Pending::Remove => self.absorb(&call, reply, now, out),
         }
     }
 
@@ -155,7 +156,7 @@ impl SharedSpace {
             client: new,
             holder: conn,
         };
-        self.call(op, Pending::Renew(id, conn), now, out);
+        self.call(op, Pending::Update(id, conn), now, out);
     }
 
     /// Records the lease a join's event gave a socket of ours.
@@ -166,11 +167,23 @@ impl SharedSpace {
             return;
         };
         if *holder == conn {
+            // An update made before this reply is the lease's latest.
+            // (A join sent again for a lease this socket took already keeps
+            // the record it has: later updates may have changed it.)
+            let client = match self.early.remove(&conn) {
+                Some(updated) if updated.same_lease(client) => updated,
+                _ => match self.own.get(&client.id) {
+                    Some(own) if own.conn == conn && own.client.same_lease(client) => {
+                        own.client.clone()
+                    }
+                    _ => client.clone(),
+                },
+            };
             self.own.insert(
                 client.id.clone(),
                 Own {
                     conn,
-                    client: client.clone(),
+                    client,
                     expires_at: store_now.plus(self.config.space.ttl_ms),
                     lost: false,
                 },
@@ -267,6 +280,35 @@ impl SharedSpace {
                 to,
                 reasserted,
             });
+        }
+        self.reassert_states(now, out);
+    }
+
+    /// After a resync: a lease of ours whose record in the store lags the
+    /// one this instance holds (an update that found the lease gone while
+    /// the store was losing it, and a lease put back from an older record)
+    /// is sent its record again, as one update: the latest state is never
+    /// lost. (An update still on its way makes it a repeat, which changes
+    /// nothing anyone sees.)
+    fn reassert_states(&mut self, now: UnixMillis, out: &mut SharedStep) {
+        let mut lagging: Vec<(ConnId, ClientInfo)> = self
+            .own
+            .values()
+            .filter(|own| {
+                self.hub
+                    .viewed(&own.client.id)
+                    .is_some_and(|seen| seen.same_lease(&own.client) && *seen != own.client)
+            })
+            .map(|own| (own.conn, own.client.clone()))
+            .collect();
+        lagging.sort_by_key(|(conn, _)| *conn);
+        for (conn, client) in lagging {
+            let id = client.id.clone();
+            let op = StoreOp::Update {
+                client,
+                holder: conn,
+            };
+            self.call(op, Pending::Update(id, conn), now, out);
         }
     }
 
@@ -376,6 +418,17 @@ impl SharedSpace {
                 }
                 "renew"
             }
+            Pending::Update(_, conn) => {
+                if self.stopping {
+                    self.closed_now(conn, out);
+                } else {
+                    // Stored or not, a snapshot tells; a record of ours
+                    // that lags is then sent again (the latest state is
+                    // never lost).
+                    self.want_resync(ResyncReason::UpdateFailed);
+                }
+                "update"
+            }
             Pending::Leave(conn) => {
                 self.closed_now(conn, out);
                 "leave"
@@ -392,6 +445,7 @@ impl SharedSpace {
                 "resync"
             }
             Pending::Publish => "publish",
+            Pending::Remove => "remove",
         };
         out.notes.push(Note::CallFailed(what, failure));
     }

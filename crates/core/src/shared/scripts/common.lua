@@ -14,7 +14,12 @@
 -- ARGV[6] a fresh random epoch, used if a new history must begin,
 -- ARGV[7] the caller's epoch ('' if it knows none), ARGV[8] the highest
 -- sequence number the caller has seen in it.
+-- KEYS[3], KEYS[4] (only when webhooks are on, section 14): the members
+--   hash ('@n' leases in the space, '<identity>' leases it holds) and the
+--   space's webhook stream, to which member events are added by the same
+--   script that changes the roster.
 local leases, expiries = KEYS[1], KEYS[2]
+local members, hooks = KEYS[3], KEYS[4]
 local channel, publish = ARGV[1], ARGV[2]
 local now
 if ARGV[3] == '' then
@@ -38,6 +43,9 @@ local now_text = ms(now)
 -- is told to resynchronise.
 local function begin()
   redis.call('DEL', leases, expiries)
+  if members then
+    redis.call('DEL', members)
+  end
   epoch, seq, seq_at_start = fresh_epoch, 0, 0
   redis.call('HSET', leases, '@epoch', epoch, '@seq', '0')
   redis.call(publish, channel, '{"epoch":"' .. epoch .. '","reset":true}')
@@ -82,6 +90,59 @@ local function emit(kind, client, holder, extra)
   out[#out + 1] = text
 end
 
+-- One member event on the webhook stream: type, when, the history, and the
+-- identity and reason when it has them.
+local function hook(kind, identity, reason)
+  local fields = {'t', kind, 'a', now_text, 'e', epoch}
+  if identity then
+    fields[#fields + 1] = 'i'
+    fields[#fields + 1] = identity
+  end
+  if reason then
+    fields[#fields + 1] = 'r'
+    fields[#fields + 1] = reason
+  end
+  redis.call('XADD', hooks, '*', unpack(fields))
+end
+
+-- A lease of `identity` began: the space's first makes space.occupied,
+-- the identity's first member.joined (the counts are kept here, never
+-- found by scanning).
+local function joined(identity)
+  if not members then
+    return
+  end
+  if redis.call('HINCRBY', members, '@n', 1) == 1 then
+    hook('space.occupied')
+  end
+  if redis.call('HINCRBY', members, identity, 1) == 1 then
+    hook('member.joined', identity)
+  end
+end
+
+-- A lease of `identity` ended with `reason`: the identity's last makes
+-- member.left, the space's last space.vacated. A lease these counts never
+-- saw begin (webhooks turned on since) makes none.
+local function left(identity, reason)
+  if not members then
+    return
+  end
+  local n = redis.call('HINCRBY', members, identity, -1)
+  if n <= 0 then
+    redis.call('HDEL', members, identity)
+    if n == 0 then
+      hook('member.left', identity, reason)
+    end
+  end
+  local total = redis.call('HINCRBY', members, '@n', -1)
+  if total <= 0 then
+    redis.call('HDEL', members, '@n')
+    if total == 0 and n == 0 then
+      hook('space.vacated')
+    end
+  end
+end
+
 -- The holder, identity and client JSON of lease `id` (one read), or nil.
 local function lease(id)
   local r = redis.call('HMGET', leases, 'h:' .. id, 'c:' .. id)
@@ -123,10 +184,11 @@ local function sweep()
   end
   local due = redis.call('ZRANGEBYSCORE', expiries, '-inf', now_text)
   for _, id in ipairs(due) do
-    local holder, _, client = lease(id)
+    local holder, identity, client = lease(id)
     remove(id)
     if holder and client then
       emit('leave', client, holder, ',"cause":"expired"')
+      left(identity, 'expired')
     end
   end
 end
@@ -141,6 +203,10 @@ local function reply(status, with_snapshot)
     end
     redis.call('PEXPIRE', leases, keep)
     redis.call('PEXPIRE', expiries, keep)
+    if members then
+      redis.call('PEXPIRE', members, keep)
+      redis.call('PEXPIRE', hooks, keep)
+    end
     local first = redis.call('ZRANGE', expiries, 0, 0, 'WITHSCORES')
     if first[2] then
       next_expiry = '"' .. first[2] .. '"'

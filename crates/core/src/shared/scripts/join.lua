@@ -26,5 +26,6 @@ else
   ensure()
   put(id, holder, identity, fresh, now + ttl)
   emit('join', fresh, holder)
+  joined(identity)
 end
 return reply('ok', want)

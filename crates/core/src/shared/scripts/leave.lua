@@ -4,13 +4,14 @@
 local id, holder, last = ARGV[9], ARGV[10], ARGV[11]
 check()
 sweep()
-local have, _, client = lease(id)
+local have, identity, client = lease(id)
 if have == holder then
   remove(id)
   if last and last ~= '' then
     client = last
   end
   emit('leave', client, holder, ',"cause":"closed"')
+  left(identity, 'left')
   return reply('ok', false)
 end
 return reply('stale', false)

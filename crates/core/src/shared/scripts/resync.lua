@@ -7,7 +7,8 @@
 -- every instance learns of it, with its original client object (joinedAt
 -- included): the caller's own with their holder and expiry, the others as
 -- placeholders (holder '0') that end after ARGV[9] ms unless the instance
--- holding the socket claims them on its own resync.
+-- holding the socket claims them on its own resync (with its own record of
+-- the client: the latest state is the holder's).
 local placeholder_ms = tonumber(ARGV[9])
 check()
 sweep()
@@ -24,11 +25,14 @@ if known_epoch ~= '' and known_epoch ~= epoch then
           ensure()
           put(id, holder, identity, client, expires_at)
           emit('join', client, holder)
+          joined(identity)
           status = 'restored'
         elseif have == '0' and have_identity == identity then
-          set_holder(id, holder, identity)
+          -- The placeholder is another instance's view of this lease; the
+          -- holder's record (its latest state) replaces it.
+          redis.call('HSET', leases, 'h:' .. id, holder .. ' ' .. identity, 'c:' .. id, client)
           extend(id, expires_at)
-          emit('resume', have_client, holder, ',"replaced":"0"')
+          emit('resume', client, holder, ',"replaced":"0"')
           status = 'restored'
         end
       end
@@ -36,6 +40,7 @@ if known_epoch ~= '' and known_epoch ~= epoch then
       ensure()
       put(id, '0', identity, client, now + placeholder_ms)
       emit('join', client, '0')
+      joined(identity)
       status = 'restored'
     end
   end

@@ -1,0 +1,77 @@
+//! What a socket's frame or close asks of the store: renewals, updates
+//! (with the record this instance holds), relays and leaves (sent once a
+//! join in flight is answered).
+
+use super::{Pending, SharedSpace};
+use crate::client_id::ClientId;
+use crate::conn_id::ConnId;
+use crate::output::Command;
+use crate::shared::calls::StoreOp;
+use crate::shared::step::SharedStep;
+use crate::time::UnixMillis;
+use crate::wire::ClientInfo;
+
+impl SharedSpace {
+    pub(super) fn command(&mut self, command: Command, now: UnixMillis, out: &mut SharedStep) {
+        match command {
+            Command::Renew { id, holder } => {
+                let op = StoreOp::Renew {
+                    id: id.clone(),
+                    holder,
+                };
+                self.call(op, Pending::Renew(id, holder), now, out);
+            }
+            Command::Leave { id, holder, held } => {
+                let last = held
+                    .clone()
+                    .and_then(|state| Some(self.record(&id, holder)?.with_state(state)));
+                if self.own.get(&id).is_some_and(|o| o.conn == holder) {
+                    self.own.remove(&id);
+                }
+                self.early.remove(&holder);
+                match self.joining.get(&holder) {
+                    // Never sent: the store has nothing to end.
+                    Some(j) if j.waiting_since.is_some() => self.closed_now(holder, out),
+                    Some(j) if j.sent => {
+                        self.deferred.insert(holder, (id, held));
+                    }
+                    _ => {
+                        let op = StoreOp::Leave { id, holder, last };
+                        self.call(op, Pending::Leave(holder), now, out);
+                    }
+                }
+            }
+            Command::Update { id, holder, state } => {
+                let Some(client) = self.record(&id, holder).map(|c| c.with_state(state)) else {
+                    return;
+                };
+                match self.own.get_mut(&id).filter(|o| o.conn == holder) {
+                    Some(own) => own.client = client.clone(),
+                    None => {
+                        self.early.insert(holder, client.clone());
+                    }
+                }
+                let op = StoreOp::Update { client, holder };
+                self.call(op, Pending::Update(id, holder), now, out);
+            }
+            Command::Relay { id, holder, relay } => {
+                let text = relay.message(&id).encode();
+                let op = StoreOp::Relay {
+                    from: Some((id.clone(), holder)),
+                    text,
+                };
+                self.call(op, Pending::Renew(id, holder), now, out);
+            }
+        }
+    }
+
+    /// The record of lease `id` held by our socket `holder`: as its join
+    /// and updates left it, or as the view shows it (welcomed by the
+    /// channel before its join's reply came).
+    fn record(&self, id: &ClientId, holder: ConnId) -> Option<ClientInfo> {
+        match self.own.get(id) {
+            Some(own) if own.conn == holder => Some(own.client.clone()),
+            _ => self.hub.viewed(id).cloned(),
+        }
+    }
+}
