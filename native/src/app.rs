@@ -108,9 +108,12 @@ async fn join(state: AppState, request: Request) -> Response {
     let conn = state.conn_ids.next();
     let token = state.sockets.token();
     upgrade
-        // A presence client sends pings of a few dozen bytes: small buffers
-        // keep idle sockets cheap (the library reserves 128 KiB by default).
-        .read_buffer_size(1024)
+        // A presence client sends pings and states of a few dozen to a few
+        // hundred bytes: a small read buffer keeps idle sockets cheap (the
+        // library reserves 128 KiB by default; 1 KiB cost ~930 B per idle
+        // socket, BENCHMARKS.md "Per idle socket"). A larger message still
+        // arrives whole: the library grows the buffer to the frame's length.
+        .read_buffer_size(256)
         // Frames are fed in bursts and flushed once per burst (see
         // connection.rs), so a small write buffer batches them into one write.
         .write_buffer_size(16 * 1024)

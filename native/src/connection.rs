@@ -12,6 +12,7 @@ use longhouse_core::{
 use tracing::{debug, field, warn, Instrument, Span};
 
 use crate::clock::now;
+use crate::keepalive::{Beat, Keepalive};
 use crate::outbox::{outbox, Inbox, Outbound};
 use crate::store::Store;
 
@@ -30,8 +31,8 @@ const FAILED_READ_LINGER: Duration = Duration::from_millis(500);
 pub struct Settings {
     /// The store.
     pub store: Store,
-    /// Keepalive period, `None` for off.
-    pub keepalive: Option<Duration>,
+    /// The process's keepalive wheel, `None` for off.
+    pub keepalive: Option<Keepalive>,
     /// Abuse limits (issue 5).
     pub limits: std::sync::Arc<Limits>,
 }
@@ -125,11 +126,14 @@ async fn run(
                     });
                 }
                 drop(tx);
-                let (mut sink, mut stream) = socket.split();
-                drain(&mut sink, &mut stream, rx).await;
+                // Boxed, as every path an idle socket is not on: the task
+                // of every socket is as large as its largest state.
+                Box::pin(drain(socket, rx)).await;
                 return;
             }
         };
+    // Not kept for the socket's life.
+    drop((path, query));
     Span::current().record("space", request.space.as_str());
     let (tx, rx) = outbox(settings.limits.max_queued);
     settings.store.join(conn, &request, tx).await;
@@ -165,11 +169,7 @@ async fn pump(
     conn: ConnId,
 ) -> Option<Disconnect> {
     let (mut sink, mut stream) = socket.split();
-    let mut keepalive = settings.keepalive.map(|period| {
-        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        t
-    });
+    let mut keepalive = settings.keepalive.as_ref().map(|k| k.beat(conn));
     let space = &request.space;
     let started = tokio::time::Instant::now();
     let elapsed_ms = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -200,7 +200,7 @@ async fn pump(
                     // Everything already queued goes out with one flush (one
                     // write to the kernel), up to a close.
                     let mut close_after = None;
-                    let burst = async {
+                    let burst = Box::pin(async {
                         crate::metrics::sent();
                         sink.feed(Message::Text(text.as_ref().into())).await?;
                         while let Some(next) = inbox.try_recv() {
@@ -216,7 +216,7 @@ async fn pump(
                             }
                         }
                         sink.flush().await
-                    };
+                    });
                     // A write blocked by a client that does not read must
                     // not outlive the overflow that gives up on it.
                     tokio::select! {
@@ -231,12 +231,12 @@ async fn pump(
                         }
                     }
                     if let Some(code) = close_after {
-                        close(&mut sink, &mut stream, code).await;
+                        Box::pin(close(&mut sink, &mut stream, code)).await;
                         return None;
                     }
                 }
                 Some(Outbound::Close(code)) => {
-                    close(&mut sink, &mut stream, code).await;
+                    Box::pin(close(&mut sink, &mut stream, code)).await;
                     return None;
                 }
                 None => return Some(Disconnect::Lost),
@@ -269,22 +269,7 @@ async fn pump(
                     Some(Err(error)) => match classify(error) {
                         Some(frame) => {
                             settings.store.frame(space, conn, frame).await;
-                            // The reader is spent: write what the store
-                            // queued (the error and the close), then linger.
-                            while let Some(out) = inbox.recv().await {
-                                match out {
-                                    Outbound::Text(text) => {
-                                        crate::metrics::sent();
-                                        let _ = sink.send(Message::Text(text.as_ref().into())).await;
-                                    }
-                                    Outbound::Close(code) => {
-                                        let _ = sink.send(Message::Close(Some(close_frame(code)))).await;
-                                        tokio::time::sleep(FAILED_READ_LINGER).await;
-                                        return None;
-                                    }
-                                }
-                            }
-                            return Some(Disconnect::Lost);
+                            return Box::pin(spent_reader(&mut sink, &mut inbox)).await;
                         }
                         None => return Some(Disconnect::Lost),
                     },
@@ -292,7 +277,7 @@ async fn pump(
                 };
                 settings.store.frame(space, conn, frame).await;
             }
-            _ = tick(&mut keepalive) => {
+            () = tick(&mut keepalive) => {
                 if sink.send(Message::Text(KEEPALIVE_TEXT.into())).await.is_err() {
                     return Some(Disconnect::Lost);
                 }
@@ -312,17 +297,36 @@ fn classify(error: axum::Error) -> Option<Frame<'static>> {
     }
 }
 
-async fn tick(keepalive: &mut Option<tokio::time::Interval>) {
-    match keepalive {
-        Some(t) => {
-            t.tick().await;
+/// The reader is spent (a frame it could not read): writes what the store
+/// queued (the error and the close), then lingers.
+async fn spent_reader(sink: &mut Sink, inbox: &mut Inbox) -> Option<Disconnect> {
+    while let Some(out) = inbox.recv().await {
+        match out {
+            Outbound::Text(text) => {
+                crate::metrics::sent();
+                let _ = sink.send(Message::Text(text.as_ref().into())).await;
+            }
+            Outbound::Close(code) => {
+                let _ = sink.send(Message::Close(Some(close_frame(code)))).await;
+                tokio::time::sleep(FAILED_READ_LINGER).await;
+                return None;
+            }
         }
+    }
+    Some(Disconnect::Lost)
+}
+
+async fn tick(keepalive: &mut Option<Beat>) {
+    match keepalive {
+        Some(beat) => beat.next().await,
         None => std::future::pending().await,
     }
 }
 
 /// Writes everything queued for a socket that is being refused.
-async fn drain(sink: &mut Sink, stream: &mut Stream, mut inbox: Inbox) {
+async fn drain(socket: WebSocket, mut inbox: Inbox) {
+    let (mut sink, mut stream) = socket.split();
+    let (sink, stream) = (&mut sink, &mut stream);
     while let Some(out) = inbox.recv().await {
         match out {
             Outbound::Text(text) => {

@@ -7,6 +7,7 @@ mod connection;
 mod demo;
 mod health_check;
 mod ids;
+mod keepalive;
 mod logs;
 mod metrics;
 mod outbox;
@@ -102,7 +103,7 @@ async fn run(config: Config) -> std::io::Result<()> {
         settings: Settings {
             store: store.clone(),
             keepalive: (config.keepalive_ms > 0)
-                .then(|| Duration::from_millis(config.keepalive_ms)),
+                .then(|| keepalive::Keepalive::start(Duration::from_millis(config.keepalive_ms))),
             limits: Arc::new(Limits::from_config(&config)),
         },
         max_message_bytes: config.max_message_bytes,
