@@ -14,6 +14,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use futures_util::FutureExt;
 use tokio_util::task::TaskTracker;
 
 use crate::connection::{self, Settings};
@@ -124,10 +125,18 @@ async fn join(state: AppState, request: Request) -> Response {
         // error would leave the socket unusable for the close handshake.
         .max_message_size(hard_cap(state.max_message_bytes))
         .max_frame_size(hard_cap(state.max_message_bytes))
-        .on_upgrade(move |socket| async move {
-            connection::serve(socket, state.settings.clone(), conn, path, query).await;
+        .on_upgrade(move |socket| {
+            // The socket is served by a task of its own, spawned here, and
+            // the library's upgrade task ends: that task is sized for the
+            // upgrade's own states as well, and a future keeps room for
+            // everything it captured for its whole life (2.5 KB per idle
+            // socket; BENCHMARKS.md, "Per idle socket").
+            // A combinator, not `async move { serving.await }`, which
+            // would hold the future twice (captured, then awaited).
+            let serving = connection::serve(socket, state.settings.clone(), conn, path, query);
+            state.sockets.spawn(serving.map(move |()| drop(permit)));
             drop(token);
-            drop(permit);
+            std::future::ready(())
         })
 }
 

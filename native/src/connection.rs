@@ -85,36 +85,33 @@ impl Default for Limits {
 /// Serves one upgraded socket to its end, inside the connection's span:
 /// every line logged on its behalf (by this task or the store it calls)
 /// carries the connection id, and the space and client id once known.
-pub async fn serve(
+///
+/// The join is parsed and the socket split before the returned future
+/// exists, so that future holds only the two halves: a future keeps room
+/// for everything it captured for its whole life, and every idle socket's
+/// task is that future (BENCHMARKS.md, "Per idle socket").
+pub fn serve(
     socket: WebSocket,
     settings: Settings,
     conn: ConnId,
     path: String,
     query: Option<String>,
-) {
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     let span = tracing::info_span!(
         "connection",
         conn = %conn,
         space = field::Empty,
         client = field::Empty
     );
-    run(socket, settings, conn, path, query)
-        .instrument(span)
-        .await;
-}
-
-async fn run(
-    socket: WebSocket,
-    settings: Settings,
-    conn: ConnId,
-    path: String,
-    query: Option<String>,
-) {
-    let _open = crate::metrics::OpenConnection::open();
-    // The query is never logged: it may carry a token.
-    let request =
+    let open = crate::metrics::OpenConnection::open();
+    let parsed = {
+        let _in = span.enter();
+        // The query is never logged: it may carry a token.
         match JoinRequest::parse_with(&path, query.as_deref(), &settings.limits.auth, now()) {
-            Ok(r) => r,
+            Ok(request) => {
+                span.record("space", request.space.as_str());
+                Ok(request)
+            }
             Err(error) => {
                 warn!(path = %path, error = %error, "join refused");
                 crate::metrics::error(error.kind());
@@ -125,23 +122,31 @@ async fn run(
                         Output::Close { code, .. } => Outbound::Close(code),
                     });
                 }
-                drop(tx);
+                Err(rx)
+            }
+        }
+    };
+    let (sink, stream) = socket.split();
+    async move {
+        let _open = open;
+        let request = match parsed {
+            Ok(request) => request,
+            Err(refusal) => {
                 // Boxed, as every path an idle socket is not on: the task
                 // of every socket is as large as its largest state.
-                Box::pin(drain(socket, rx)).await;
+                Box::pin(drain(sink, stream, refusal)).await;
                 return;
             }
         };
-    // Not kept for the socket's life.
-    drop((path, query));
-    Span::current().record("space", request.space.as_str());
-    let (tx, rx) = outbox(settings.limits.max_queued);
-    settings.store.join(conn, &request, tx).await;
-    let how = pump(socket, rx, &settings, &request, conn).await;
-    if let Some(how) = how {
-        debug!(?how, "socket ended");
-        settings.store.closed(&request.space, conn, how).await;
+        let (tx, rx) = outbox(settings.limits.max_queued);
+        settings.store.join(conn, &request, tx).await;
+        let how = pump(sink, stream, rx, &settings, &request, conn).await;
+        if let Some(how) = how {
+            debug!(?how, "socket ended");
+            settings.store.closed(&request.space, conn, how).await;
+        }
     }
+    .instrument(span)
 }
 
 /// The client id a welcome gives, so the span can carry it from then on;
@@ -162,13 +167,13 @@ type Stream = futures_util::stream::SplitStream<WebSocket>;
 /// Moves frames both ways until the socket ends. Returns how the client
 /// ended it, or `None` when the server closed it.
 async fn pump(
-    socket: WebSocket,
+    mut sink: Sink,
+    mut stream: Stream,
     mut inbox: Inbox,
     settings: &Settings,
     request: &JoinRequest,
     conn: ConnId,
 ) -> Option<Disconnect> {
-    let (mut sink, mut stream) = socket.split();
     let mut keepalive = settings.keepalive.as_ref().map(|k| k.beat(conn));
     let space = &request.space;
     let started = tokio::time::Instant::now();
@@ -324,8 +329,7 @@ async fn tick(keepalive: &mut Option<Beat>) {
 }
 
 /// Writes everything queued for a socket that is being refused.
-async fn drain(socket: WebSocket, mut inbox: Inbox) {
-    let (mut sink, mut stream) = socket.split();
+async fn drain(mut sink: Sink, mut stream: Stream, mut inbox: Inbox) {
     let (sink, stream) = (&mut sink, &mut stream);
     while let Some(out) = inbox.recv().await {
         match out {
@@ -364,5 +368,34 @@ fn close_frame(code: CloseCode) -> CloseFrame {
     CloseFrame {
         code: code.code(),
         reason: code.reason().into(),
+    }
+}
+
+#[cfg(test)]
+mod sizes {
+    use super::*;
+
+    fn size<A, B, C, D, E, F>(_: impl FnOnce(A, B, C, D, E) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn pump_size<F>(
+        _: impl FnOnce(Sink, Stream, Inbox, &'static Settings, &'static JoinRequest, ConnId) -> F,
+    ) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    #[test]
+    fn print_future_sizes() {
+        println!(
+            "serve {} pump {} websocket {} sink {} settings {} request {}",
+            size(serve),
+            pump_size(pump),
+            std::mem::size_of::<WebSocket>(),
+            std::mem::size_of::<Sink>(),
+            std::mem::size_of::<Settings>(),
+            std::mem::size_of::<JoinRequest>(),
+        );
     }
 }

@@ -1,10 +1,10 @@
 //! The queue between a space and one socket's task: bounded, so a client
 //! that stops reading cannot grow the server's memory.
 //!
-//! One small allocation per socket (a lock around a `VecDeque` that
-//! allocates on its first message, and two `Notify`s) instead of a tokio
+//! One small allocation per socket (a lock around a `VecDeque` that holds
+//! room only while messages wait, and two `Notify`s) instead of a tokio
 //! `mpsc` channel, whose first block of 32 slots and cache-padded halves
-//! cost about 1.3 KB per idle socket (BENCHMARKS.md, "Per idle socket").
+//! cost about 960 B per idle socket (BENCHMARKS.md, "Per idle socket").
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -12,10 +12,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use longhouse_core::CloseCode;
 use tokio::sync::Notify;
 use tracing::warn;
-
-/// A queue emptied with more room than this gives the rest back, so a
-/// burst (a join storm's events) does not stay allocated for an idle socket.
-const KEPT_SLOTS: usize = 8;
 
 /// What a socket's task must do next, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,8 +150,9 @@ impl Drop for Inbox {
 
 fn pop(state: &mut State) -> Option<Outbound> {
     let message = state.queue.pop_front();
-    if state.queue.is_empty() && state.queue.capacity() > KEPT_SLOTS {
-        state.queue.shrink_to(KEPT_SLOTS);
+    if state.queue.is_empty() && state.queue.capacity() > 0 {
+        // An idle socket holds no slots: one allocation per burst instead.
+        state.queue = VecDeque::new();
     }
     message
 }
@@ -253,6 +250,6 @@ mod tests {
             tx.send(Outbound::Text("x".into())).unwrap();
         }
         while rx.try_recv().is_some() {}
-        assert!(rx.0.state().queue.capacity() <= KEPT_SLOTS);
+        assert_eq!(rx.0.state().queue.capacity(), 0);
     }
 }
