@@ -16,6 +16,7 @@ use axum::routing::get;
 use axum::Router;
 use futures_util::FutureExt;
 use tokio_util::task::TaskTracker;
+use tungstenite::protocol::WebSocketConfig;
 
 use crate::connection::{self, Settings};
 use crate::ids::ConnIds;
@@ -101,14 +102,22 @@ async fn join(state: AppState, request: Request) -> Response {
         None => None,
     };
     let (mut parts, _body) = request.into_parts();
-    let upgrade =
-        match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-            Ok(u) => u,
-            Err(rejection) => return rejection.into_response(),
-        };
-    let conn = state.conn_ids.next();
-    let token = state.sockets.token();
-    upgrade
+    // axum's extractor checks the handshake request (and answers a bad one
+    // as it always has); the socket itself is served on tokio-tungstenite
+    // directly, so that the welcome goes out before the library's write
+    // buffer exists (connection.rs).
+    let on_upgrade = parts.extensions.get::<hyper::upgrade::OnUpgrade>().cloned();
+    if let Err(rejection) =
+        axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &()).await
+    {
+        return rejection.into_response();
+    }
+    let (Some(on_upgrade), Some(key)) = (on_upgrade, parts.headers.get(header::SEC_WEBSOCKET_KEY))
+    else {
+        return upgrade_required().await;
+    };
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let config = WebSocketConfig::default()
         // A presence client sends pings and states of a few dozen to a few
         // hundred bytes: a small read buffer keeps idle sockets cheap (the
         // library reserves 128 KiB by default; 1 KiB cost ~930 B per idle
@@ -123,21 +132,32 @@ async fn join(state: AppState, request: Request) -> Response {
         // a message over MAX_MESSAGE_BYTES must be read whole so the core can
         // answer it with an error and a clean 1009 close, while a reader
         // error would leave the socket unusable for the close handshake.
-        .max_message_size(hard_cap(state.max_message_bytes))
-        .max_frame_size(hard_cap(state.max_message_bytes))
-        .on_upgrade(move |socket| {
-            // The socket is served by a task of its own, spawned here, and
-            // the library's upgrade task ends: that task is sized for the
-            // upgrade's own states as well, and a future keeps room for
-            // everything it captured for its whole life (2.5 KB per idle
-            // socket; BENCHMARKS.md, "Per idle socket").
-            // A combinator, not `async move { serving.await }`, which
-            // would hold the future twice (captured, then awaited).
-            let serving = connection::serve(socket, state.settings.clone(), conn, path, query);
-            state.sockets.spawn(serving.map(move |()| drop(permit)));
-            drop(token);
-            std::future::ready(())
-        })
+        .max_message_size(Some(hard_cap(state.max_message_bytes)))
+        .max_frame_size(Some(hard_cap(state.max_message_bytes)));
+    let conn = state.conn_ids.next();
+    // The socket is served by a task of its own, tracked for shutdown. A
+    // combinator, not `async move { serving.await }`, which would hold the
+    // future twice (captured, then awaited): a future keeps room for
+    // everything it captured for its whole life, and every idle socket is
+    // one (BENCHMARKS.md, "Per idle socket").
+    let serving = connection::serve(
+        on_upgrade,
+        config,
+        state.settings.clone(),
+        conn,
+        path,
+        query,
+    );
+    state.sockets.spawn(serving.map(move |()| drop(permit)));
+    (
+        StatusCode::SWITCHING_PROTOCOLS,
+        [
+            (header::CONNECTION, "upgrade"),
+            (header::UPGRADE, "websocket"),
+        ],
+        [(header::SEC_WEBSOCKET_ACCEPT, accept)],
+    )
+        .into_response()
 }
 
 fn is_websocket_upgrade(request: &Request) -> bool {

@@ -3,13 +3,20 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
 use longhouse_core::{
     refuse_join, Auth, CloseCode, ConnId, Disconnect, Frame, JoinRequest, Output, TokenBucket,
     KEEPALIVE_TEXT,
 };
+use tokio::io::AsyncWriteExt;
+use tokio_tungstenite::WebSocketStream;
 use tracing::{debug, field, warn, Instrument, Span};
+use tungstenite::protocol::frame::coding::{Data, OpCode};
+use tungstenite::protocol::frame::{CloseFrame, Frame as WireFrame};
+use tungstenite::protocol::{Role, WebSocketConfig};
+use tungstenite::Message;
 
 use crate::clock::now;
 use crate::keepalive::{Beat, Keepalive};
@@ -82,16 +89,18 @@ impl Default for Limits {
     }
 }
 
-/// Serves one upgraded socket to its end, inside the connection's span:
-/// every line logged on its behalf (by this task or the store it calls)
-/// carries the connection id, and the space and client id once known.
+/// Serves one socket from its upgrade to its end, inside the connection's
+/// span: every line logged on its behalf (by this task or the store it
+/// calls) carries the connection id, and the space and client id once
+/// known.
 ///
-/// The join is parsed and the socket split before the returned future
-/// exists, so that future holds only the two halves: a future keeps room
-/// for everything it captured for its whole life, and every idle socket's
-/// task is that future (BENCHMARKS.md, "Per idle socket").
+/// The join is parsed before the returned future exists, so that future
+/// holds only what the socket needs: a future keeps room for everything it
+/// captured for its whole life, and every idle socket's task is that
+/// future (BENCHMARKS.md, "Per idle socket").
 pub fn serve(
-    socket: WebSocket,
+    upgrade: OnUpgrade,
+    config: WebSocketConfig,
     settings: Settings,
     conn: ConnId,
     path: String,
@@ -103,7 +112,6 @@ pub fn serve(
         space = field::Empty,
         client = field::Empty
     );
-    let open = crate::metrics::OpenConnection::open();
     let parsed = {
         let _in = span.enter();
         // The query is never logged: it may carry a token.
@@ -126,27 +134,79 @@ pub fn serve(
             }
         }
     };
-    let (sink, stream) = socket.split();
     async move {
-        let _open = open;
+        let mut io = match upgrade.await {
+            Ok(upgraded) => TokioIo::new(upgraded),
+            Err(error) => {
+                debug!(error = %error, "upgrade failed");
+                return;
+            }
+        };
+        let _open = crate::metrics::OpenConnection::open();
         let request = match parsed {
             Ok(request) => request,
             Err(refusal) => {
                 // Boxed, as every path an idle socket is not on: the task
                 // of every socket is as large as its largest state.
-                Box::pin(drain(sink, stream, refusal)).await;
+                Box::pin(async move {
+                    let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config));
+                    let (sink, stream) = socket.await.split();
+                    drain(sink, stream, refusal).await;
+                })
+                .await;
                 return;
             }
         };
-        let (tx, rx) = outbox(settings.limits.max_queued);
+        let (tx, mut rx) = outbox(settings.limits.max_queued);
         settings.store.join(conn, &request, tx).await;
-        let how = pump(sink, stream, rx, &settings, &request, conn).await;
+        // A welcome already queued (the in-memory store answers at once)
+        // is written before the library's buffers exist: its write buffer
+        // keeps the room of the largest burst it ever wrote, and the
+        // welcome, which lists the whole space, is nearly always that.
+        let mut welcomed = false;
+        if let Some(first) = rx.try_recv() {
+            match first {
+                Outbound::Text(text) => {
+                    welcomed = true;
+                    record_client(&text);
+                    crate::metrics::sent();
+                    if Box::pin(write_raw(&mut io, &text)).await.is_err() {
+                        settings
+                            .store
+                            .closed(&request.space, conn, Disconnect::Lost)
+                            .await;
+                        return;
+                    }
+                }
+                other => rx.unread(other),
+            }
+        }
+        let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+        let (sink, stream) = socket.split();
+        let how = pump(sink, stream, rx, &settings, &request, conn, welcomed).await;
         if let Some(how) = how {
             debug!(?how, "socket ended");
             settings.store.closed(&request.space, conn, how).await;
         }
     }
     .instrument(span)
+}
+
+/// Writes one text frame straight to the connection (a server's frames
+/// are not masked), framed by the library's own frame type.
+async fn write_raw(io: &mut TokioIo<Upgraded>, text: &str) -> std::io::Result<()> {
+    let frame = WireFrame::message(text.as_bytes().to_vec(), OpCode::Data(Data::Text), true);
+    let mut bytes = Vec::with_capacity(frame.len());
+    frame.format(&mut bytes).map_err(std::io::Error::other)?;
+    io.write_all(&bytes).await?;
+    io.flush().await
+}
+
+/// Puts the client id of a welcome on the span.
+fn record_client(text: &str) {
+    if let Some(id) = welcomed_id(text) {
+        Span::current().record("client", id.as_str());
+    }
 }
 
 /// The client id a welcome gives, so the span can carry it from then on;
@@ -161,6 +221,7 @@ fn welcomed_id(text: &str) -> Option<String> {
     serde_json::from_str::<Welcome>(text).ok().map(|w| w.id)
 }
 
+type WebSocket = WebSocketStream<TokioIo<Upgraded>>;
 type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
 type Stream = futures_util::stream::SplitStream<WebSocket>;
 
@@ -173,6 +234,7 @@ async fn pump(
     settings: &Settings,
     request: &JoinRequest,
     conn: ConnId,
+    mut welcomed: bool,
 ) -> Option<Disconnect> {
     let mut keepalive = settings.keepalive.as_ref().map(|k| k.beat(conn));
     let space = &request.space;
@@ -184,7 +246,6 @@ async fn pump(
         0,
     );
     let overflow = inbox.overflow();
-    let mut welcomed = false;
     loop {
         tokio::select! {
             // A client that stopped reading: its queue overflowed. Dropped
@@ -198,9 +259,7 @@ async fn pump(
                     if !welcomed {
                         // The first message of a join is its welcome (or its refusal).
                         welcomed = true;
-                        if let Some(id) = welcomed_id(&text) {
-                            Span::current().record("client", id.as_str());
-                        }
+                        record_client(&text);
                     }
                     // Everything already queued goes out with one flush (one
                     // write to the kernel), up to a close.
@@ -264,14 +323,15 @@ async fn pump(
                         continue;
                     }
                     Some(Ok(Message::Binary(_))) => Frame::Binary,
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    // (A frame is what a raw write sends; a read never yields one.)
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                     Some(Ok(Message::Close(_))) => {
                         // Completes the close handshake: the reply is queued
                         // by the library and goes out on this flush.
                         let _ = sink.close().await;
                         return Some(Disconnect::Clean);
                     }
-                    Some(Err(error)) => match classify(error) {
+                    Some(Err(error)) => match classify(&error) {
                         Some(frame) => {
                             settings.store.frame(space, conn, frame).await;
                             return Box::pin(spent_reader(&mut sink, &mut inbox)).await;
@@ -293,9 +353,8 @@ async fn pump(
 
 /// Tells a read error that the protocol answers (too large, not UTF-8) from
 /// one that means the connection is gone.
-fn classify(error: axum::Error) -> Option<Frame<'static>> {
-    let inner = error.into_inner();
-    match inner.downcast_ref::<tungstenite::Error>()? {
+fn classify(error: &tungstenite::Error) -> Option<Frame<'static>> {
+    match error {
         tungstenite::Error::Capacity(_) => Some(Frame::Oversized),
         tungstenite::Error::Utf8(_) => Some(Frame::InvalidUtf8),
         _ => None,
@@ -366,7 +425,7 @@ async fn close(sink: &mut Sink, stream: &mut Stream, code: CloseCode) {
 fn close_frame(code: CloseCode) -> CloseFrame {
     crate::metrics::server_close(code.code());
     CloseFrame {
-        code: code.code(),
+        code: code.code().into(),
         reason: code.reason().into(),
     }
 }
@@ -375,27 +434,22 @@ fn close_frame(code: CloseCode) -> CloseFrame {
 mod sizes {
     use super::*;
 
-    fn size<A, B, C, D, E, F>(_: impl FnOnce(A, B, C, D, E) -> F) -> usize {
+    fn size<A, B, C, D, E, G, F>(_: impl FnOnce(A, B, C, D, E, G) -> F) -> usize {
         std::mem::size_of::<F>()
     }
 
-    #[allow(clippy::type_complexity)]
-    fn pump_size<F>(
-        _: impl FnOnce(Sink, Stream, Inbox, &'static Settings, &'static JoinRequest, ConnId) -> F,
-    ) -> usize {
-        std::mem::size_of::<F>()
-    }
-
+    /// Every idle socket is one of these futures: a change that captures
+    /// the socket twice, or holds a rare path's state inline, shows here.
+    /// (Debug-build sizes; a release build's are at most these.)
     #[test]
-    fn print_future_sizes() {
+    fn the_socket_future_stays_small() {
+        let serve = size(serve);
         println!(
-            "serve {} pump {} websocket {} sink {} settings {} request {}",
-            size(serve),
-            pump_size(pump),
-            std::mem::size_of::<WebSocket>(),
-            std::mem::size_of::<Sink>(),
-            std::mem::size_of::<Settings>(),
-            std::mem::size_of::<JoinRequest>(),
+            "socket future: {serve} B, WebSocket {} B",
+            std::mem::size_of::<WebSocket>()
         );
+        assert!(serve <= SOCKET_FUTURE_BUDGET, "{serve} B");
     }
+
+    const SOCKET_FUTURE_BUDGET: usize = 1536;
 }

@@ -133,6 +133,11 @@ impl Inbox {
         pop(&mut self.0.state())
     }
 
+    /// Puts `message` back at the head of the queue, to be read next.
+    pub fn unread(&mut self, message: Outbound) {
+        self.0.state().queue.push_front(message);
+    }
+
     /// A handle that resolves once the queue overflowed, usable while the
     /// inbox itself is borrowed for `recv`.
     pub fn overflow(&self) -> Overflowed {
