@@ -122,8 +122,9 @@ async fn join(state: AppState, request: Request) -> Response {
         // hundred bytes: a small read buffer keeps idle sockets cheap (the
         // library reserves 128 KiB by default; 1 KiB cost ~930 B per idle
         // socket, BENCHMARKS.md "Per idle socket"). A larger message still
-        // arrives whole: the library grows the buffer to the frame's length.
-        .read_buffer_size(256)
+        // arrives whole: the library grows the buffer to the frame's length
+        // (and reads at most this much per call).
+        .read_buffer_size(128)
         // Frames are fed in bursts and flushed once per burst (see
         // connection.rs), so a small write buffer batches them into one write.
         .write_buffer_size(16 * 1024)

@@ -83,6 +83,8 @@ impl Outbox {
                     "client stopped reading: dropping its connection as lost"
                 );
                 self.0.overflow.notify_one();
+                // A reader waiting for the next message learns it too.
+                self.0.ready.notify_one();
             }
             return Err(SendError::Overflow);
         }
@@ -105,6 +107,17 @@ impl Drop for Outbox {
     }
 }
 
+/// What [`Inbox::next`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    /// A message to carry out.
+    Message(Outbound),
+    /// The queue overflowed: the client stopped reading.
+    Overflowed,
+    /// The outbox is gone and nothing is left.
+    Closed,
+}
+
 /// The receiving half, owned by the socket's task.
 pub struct Inbox(Arc<Shared>);
 
@@ -121,6 +134,28 @@ impl Inbox {
                 }
                 if state.sender_gone {
                     return None;
+                }
+            }
+            self.0.ready.notified().await;
+        }
+    }
+
+    /// The next message, or the news that the queue overflowed (checked
+    /// first: a client that stopped reading is given up on at once), or
+    /// `Closed` once the outbox is gone and the queue empty. One future for
+    /// both, so an idle socket's task waits on one thing less.
+    pub async fn next(&mut self) -> Next {
+        loop {
+            {
+                let mut state = self.0.state();
+                if state.overflowed {
+                    return Next::Overflowed;
+                }
+                if let Some(message) = pop(&mut state) {
+                    return Next::Message(message);
+                }
+                if state.sender_gone {
+                    return Next::Closed;
                 }
             }
             self.0.ready.notified().await;
@@ -256,5 +291,22 @@ mod tests {
         }
         while rx.try_recv().is_some() {}
         assert_eq!(rx.0.state().queue.capacity(), 0);
+    }
+
+    #[tokio::test]
+    async fn next_tells_an_overflow_before_what_is_queued() {
+        let (tx, mut rx) = outbox(1);
+        tx.send(Outbound::Text("a".into())).unwrap();
+        assert_eq!(rx.next().await, Next::Message(Outbound::Text("a".into())));
+        tx.send(Outbound::Text("b".into())).unwrap();
+        assert_eq!(
+            tx.send(Outbound::Text("c".into())),
+            Err(SendError::Overflow)
+        );
+        assert_eq!(rx.next().await, Next::Overflowed);
+        drop(tx);
+        let (tx, mut rx) = outbox(1);
+        drop(tx);
+        assert_eq!(rx.next().await, Next::Closed);
     }
 }
