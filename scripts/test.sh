@@ -32,11 +32,13 @@ step "build the native server"
 cargo build -p longhouse-native --locked
 
 # The native binary embeds clients/js/dist/index.js (the demo page loads it),
-# so the build is committed: a fresh tsc build must equal it.
-step "client library (clients/js): npm ci, tsc build equals the committed dist"
+# so the build is committed: a fresh build (esbuild bundles, tsc
+# declarations: clients/js/build.mjs) must equal it. `npm ci` also fills
+# npm's cache with React, which the hooks' tests install from it offline.
+step "client library (clients/js): npm ci, the build equals the committed dist"
 (cd clients/js && npm ci --no-audit --no-fund --silent)
 js_build=$(mktemp -d)
-(cd clients/js && npx --no-install tsc -p tsconfig.json --outDir "$js_build")
+(cd clients/js && node build.mjs "$js_build")
 if ! diff -r "$js_build" clients/js/dist; then
   rm -rf "$js_build"
   echo "clients/js/dist is stale: run (cd clients/js && npm run build) and commit it" >&2
@@ -44,15 +46,19 @@ if ! diff -r "$js_build" clients/js/dist; then
 fi
 rm -rf "$js_build"
 
-# Both import the packaged client: `npm pack` of clients/js, installed
-# offline from the tarball into a scratch project in a temp dir
-# (test/packaged.mjs); package.test.mjs also checks what the tarball holds,
-# imports it by name there and type-checks a program against its .d.ts.
+# Every one imports the packaged client: `npm pack` of clients/js, installed
+# offline from the tarball (with React for the hooks) into a scratch
+# project in a temp dir (test/packaged.mjs); package.test.mjs also checks
+# what the tarball holds, imports it by name there and type-checks a
+# program against its .d.ts. unit: the hooks' store and setState's checks;
+# state: presence state, members, broadcast, 4003; react: server rendering;
+# readme: the README's webhook signature checks (Node, Python) on a real webhook.
 step "client library, as packaged, against real native servers (node --test)"
-(cd clients/js && node --experimental-websocket --test test/client.test.mjs test/package.test.mjs)
+(cd clients/js && node --experimental-websocket --test test/unit.test.mjs test/client.test.mjs \
+  test/state.test.mjs test/package.test.mjs test/react.test.mjs test/readme.test.mjs)
 
-step "demo page in headless Chromium (screenshot: test-artifacts/demo.png)"
-(cd clients/js && node --test test/browser.test.mjs)
+step "demo page and React hooks in headless Chromium (screenshots: test-artifacts/)"
+(cd clients/js && node --experimental-websocket --test test/browser.test.mjs test/react-browser.test.mjs)
 
 step "end-to-end: native, in-memory store"
 LONGHOUSE_TARGET=native-memory cargo test -p longhouse-e2e --locked -- --skip hostile::

@@ -42,6 +42,20 @@ pub struct Config {
     #[arg(long, env = "MAX_MESSAGE_BYTES", value_name = "MAX_MESSAGE_BYTES",
           default_value_t = longhouse_core::DEFAULT_MAX_MESSAGE_BYTES, value_parser = at_least_64)]
     pub max_message_bytes: usize,
+    /// Largest presence state (the JSON text as sent) or token `info`
+    /// claim, bytes (at least 2: `{}`).
+    #[arg(long, env = "MAX_STATE_BYTES", value_name = "MAX_STATE_BYTES",
+          default_value_t = defaults::DEFAULT_MAX_STATE_BYTES, value_parser = at_least_2)]
+    pub max_state_bytes: usize,
+    /// One client's state updates reach the others at most once per this
+    /// many ms (the latest is held, never lost); 0: every update.
+    #[arg(
+        long,
+        env = "UPDATE_INTERVAL_MS",
+        value_name = "UPDATE_INTERVAL_MS",
+        default_value_t = defaults::DEFAULT_UPDATE_INTERVAL_MS
+    )]
+    pub update_interval_ms: u64,
     /// Redis store URL; unset: in-memory store.
     #[arg(long, env = "REDIS_URL", value_name = "REDIS_URL")]
     pub redis_url: Option<String>,
@@ -127,6 +141,10 @@ pub struct Config {
 
 fn at_least_64(s: &str) -> Result<usize, String> {
     at_least(s, 64)
+}
+
+fn at_least_2(s: &str) -> Result<usize, String> {
+    at_least(s, 2)
 }
 
 fn at_least_1(s: &str) -> Result<usize, String> {
@@ -280,7 +298,8 @@ mod tests {
         assert_eq!(c.host.to_string(), "0.0.0.0");
         assert!(!c.auth().is_on());
         assert_eq!(c.max_clients(), Some(1000));
-        assert_eq!((c.message_rate, c.message_burst), (10, 20));
+        assert_eq!((c.message_rate, c.message_burst), (100, 200));
+        assert_eq!((c.max_state_bytes, c.update_interval_ms), (1024, 50));
         assert!(c.origins().is_empty());
         assert_eq!(c.max_connections, 10_000);
         assert_eq!(c.handshake_timeout_ms, 5_000);
@@ -309,6 +328,9 @@ mod tests {
             ("--max-connections", "x", "MAX_CONNECTIONS"),
             ("--handshake-timeout-ms", "0", "HANDSHAKE_TIMEOUT_MS"),
             ("--max-queued-messages", "0", "MAX_QUEUED_MESSAGES"),
+            ("--max-state-bytes", "1", "MAX_STATE_BYTES"),
+            ("--max-state-bytes", "lots", "MAX_STATE_BYTES"),
+            ("--update-interval-ms", "-50", "UPDATE_INTERVAL_MS"),
         ] {
             let e = with(&[&format!("{flag}={value}")]).unwrap_err();
             assert_eq!(e.var, var, "{flag} {value}: {e}");
@@ -331,8 +353,13 @@ mod tests {
             "redis://a",
             "--rediscloud-url",
             "redis://b",
+            "--max-state-bytes",
+            "64",
+            "--update-interval-ms",
+            "0",
         ])
         .unwrap();
+        assert_eq!((c.max_state_bytes, c.update_interval_ms), (64, 0));
         assert!(c.auth().is_on());
         assert_eq!(c.max_clients(), None);
         assert_eq!(c.origins().len(), 2);
@@ -346,7 +373,7 @@ mod tests {
     fn help_lists_every_variable_with_its_default() {
         let help = Config::command().render_long_help().to_string();
         let vars = variables();
-        assert_eq!(vars.len(), 17, "{vars:?}");
+        assert_eq!(vars.len(), 19, "{vars:?}");
         for var in &vars {
             assert!(
                 help.contains(&format!("[env: {var}")),

@@ -49,6 +49,8 @@ pub struct Settings {
 pub struct Limits {
     /// Join tokens (`AUTH_SECRET`, `AUTH_SECRET_PREVIOUS`).
     pub auth: Auth,
+    /// Largest `state=` or token `info`, bytes (`MAX_STATE_BYTES`).
+    pub max_state_bytes: usize,
     /// Messages per second, sustained (`MESSAGE_RATE`, 0: no limit).
     pub message_rate: u32,
     /// Messages at once (`MESSAGE_BURST`).
@@ -66,6 +68,7 @@ impl Limits {
     pub fn from_config(config: &crate::config::Config) -> Self {
         Limits {
             auth: config.auth(),
+            max_state_bytes: config.max_state_bytes,
             message_rate: config.message_rate,
             message_burst: config.message_burst,
             max_queued: config.max_queued_messages,
@@ -80,6 +83,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             auth: Auth::off(),
+            max_state_bytes: longhouse_core::DEFAULT_MAX_STATE_BYTES,
             message_rate: longhouse_core::DEFAULT_MESSAGE_RATE,
             message_burst: longhouse_core::DEFAULT_MESSAGE_BURST,
             max_queued: longhouse_core::defaults::DEFAULT_MAX_QUEUED_MESSAGES,
@@ -115,7 +119,15 @@ pub fn serve(
     let parsed = {
         let _in = span.enter();
         // The query is never logged: it may carry a token.
-        match JoinRequest::parse_with(&path, query.as_deref(), &settings.limits.auth, now()) {
+        let limits = &settings.limits;
+        let parsed = JoinRequest::parse_limited(
+            &path,
+            query.as_deref(),
+            &limits.auth,
+            now(),
+            limits.max_state_bytes,
+        );
+        match parsed {
             Ok(request) => {
                 span.record("space", request.space.as_str());
                 Ok(request)

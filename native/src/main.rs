@@ -78,6 +78,8 @@ async fn run(config: Config) -> std::io::Result<()> {
     let space_config = SpaceConfig {
         ttl_ms: config.ttl_ms,
         max_message_bytes: config.max_message_bytes,
+        max_state_bytes: config.max_state_bytes,
+        update_interval_ms: config.update_interval_ms,
     };
     let (store, store_name) = match config.redis() {
         Some(url) => match RedisStore::start(

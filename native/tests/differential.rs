@@ -1,5 +1,6 @@
 //! The Lua scripts against the core's `Roster`, on a real redis-server:
-//! random sequences of joins, resumes, renewals, leaves and sweeps, from
+//! random sequences of joins (with states), resumes, renewals, updates,
+//! leaves (with a last state), relays and sweeps, from
 //! callers whose clocks disagree by up to a second (each call carries its
 //! time with `ScriptClock::FixedForTests`), must give the same statuses,
 //! the same events (kinds, clients, holders, sequence numbers), the same
@@ -18,7 +19,7 @@ use longhouse_core::shared::{
     SpaceScripts, StoreCall, StoreOp,
 };
 use longhouse_core::{
-    ClientId, ClientInfo, ConnId, JoinError, Roster, Sequenced, SpaceName, UnixMillis,
+    ClientId, ClientInfo, ConnId, JoinError, Json, Roster, Sequenced, SpaceName, UnixMillis,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -94,6 +95,19 @@ enum Op {
     Leave {
         id: usize,
         holder: u8,
+        /// A held update flushed into the leave.
+        last: Option<usize>,
+    },
+    /// A (coalesced) update; `None` clears the state.
+    Update {
+        id: usize,
+        holder: u8,
+        state: Option<usize>,
+    },
+    /// A broadcast (`id: None`: the server API's).
+    Relay {
+        id: Option<usize>,
+        holder: u8,
     },
     Sweep,
     /// Time moves on.
@@ -105,7 +119,12 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0..IDENTITIES.len(), prop::option::weighted(0.5, any::<usize>()), 1..5u8)
             .prop_map(|(identity, id, holder)| Op::Join { identity, id, holder }),
         4 => (any::<usize>(), 1..5u8).prop_map(|(id, holder)| Op::Renew { id, holder }),
-        2 => (any::<usize>(), 1..5u8).prop_map(|(id, holder)| Op::Leave { id, holder }),
+        2 => (any::<usize>(), 1..5u8, prop::option::of(any::<usize>()))
+            .prop_map(|(id, holder, last)| Op::Leave { id, holder, last }),
+        4 => (any::<usize>(), 1..5u8, prop::option::weighted(0.8, any::<usize>()))
+            .prop_map(|(id, holder, state)| Op::Update { id, holder, state }),
+        1 => (prop::option::weighted(0.8, any::<usize>()), 1..5u8)
+            .prop_map(|(id, holder)| Op::Relay { id, holder }),
         1 => Just(Op::Sweep),
         3 => (0..2 * TTL).prop_map(Op::Advance),
     ]
@@ -122,6 +141,18 @@ struct Run<'a> {
     history: History,
     now: u64,
     calls: u64,
+}
+
+/// States that Lua must store and publish untouched: numbers cjson would
+/// round, escapes, non-ASCII, nesting.
+fn state(n: usize) -> Json {
+    const STATES: [&str; 4] = [
+        r#"{"x":1764000000123.5,"big":12345678901234567890}"#,
+        r#"{"name":"Zoë \"q\" 🦀","s":"a\\b\u0000"}"#,
+        r#"{"cursor":{"x":0.1,"y":-2e-7},"sel":[1,[2,{}]]}"#,
+        "{}",
+    ];
+    Json::object(STATES[n % STATES.len()]).expect("a JSON object")
 }
 
 fn holder(n: u8) -> ConnId {
@@ -192,28 +223,25 @@ impl Run<'_> {
                     }
                 };
                 let identity = IDENTITIES[*identity];
-                let client = ClientInfo {
-                    id: id.clone(),
-                    identity: identity.to_owned(),
-                    joined_at: t,
-                };
+                let mut client = ClientInfo::new(id.clone(), identity, t);
+                if (at / 7) % 2 == 0 {
+                    client.state = Some(state(at as usize));
+                    client.username = Some(format!("user {identity}"));
+                }
                 let mut events = self.roster.sweep(t);
-                let status = match self.roster.join_limited(
-                    identity,
-                    id,
-                    holder(*h),
-                    t,
-                    TTL,
-                    self.max_clients,
-                ) {
-                    Ok(e) => {
-                        events.extend(e);
-                        ScriptStatus::Ok
-                    }
-                    Err(JoinError::IdHeldByAnother) => ScriptStatus::Refused,
-                    Err(JoinError::SpaceFull) => ScriptStatus::Full,
-                    Err(e) => return Err(TestCaseError::fail(format!("{e}"))),
-                };
+                let status =
+                    match self
+                        .roster
+                        .admit(client.clone(), holder(*h), t, TTL, self.max_clients)
+                    {
+                        Ok(e) => {
+                            events.extend(e);
+                            ScriptStatus::Ok
+                        }
+                        Err(JoinError::IdHeldByAnother) => ScriptStatus::Refused,
+                        Err(JoinError::SpaceFull) => ScriptStatus::Full,
+                        Err(e) => return Err(TestCaseError::fail(format!("{e}"))),
+                    };
                 let reply = self.call(
                     StoreOp::Join {
                         client,
@@ -246,12 +274,78 @@ impl Run<'_> {
                 self.compare(&reply, status, &events)?;
                 return self.compare_leases(&reply);
             }
-            Op::Leave { id, holder: h } => {
+            Op::Update {
+                id,
+                holder: h,
+                state: n,
+            } => {
                 let Some(id) = self.pick(*id) else {
                     return Ok(());
                 };
                 let mut events = self.roster.sweep(t);
-                let left = self.roster.leave(&id, holder(*h));
+                let client = match self.roster.get(&id) {
+                    Some(l) => l.client.with_state(n.map(state)),
+                    None => ClientInfo::new(id.clone(), "nobody", t),
+                };
+                let updated = self.roster.update(client.clone(), holder(*h), t, TTL);
+                let status = if updated.is_some() {
+                    ScriptStatus::Ok
+                } else {
+                    ScriptStatus::Stale
+                };
+                events.extend(updated);
+                let reply = self.call(
+                    StoreOp::Update {
+                        client,
+                        holder: holder(*h),
+                    },
+                    at,
+                )?;
+                self.compare(&reply, status, &events)?;
+                return self.compare_leases(&reply);
+            }
+            Op::Relay { id, holder: h } => {
+                let from = match id {
+                    Some(n) => match self.pick(*n) {
+                        Some(id) => Some((id, holder(*h))),
+                        None => return Ok(()),
+                    },
+                    None => None,
+                };
+                let events = self.roster.sweep(t);
+                let ok = match &from {
+                    Some((id, conn)) => self.roster.renew(id, *conn, t, TTL),
+                    None => true,
+                };
+                let reply = self.call(
+                    StoreOp::Relay {
+                        from,
+                        text: r#"{"event":"broadcast","from":null,"data":[1.5e300]}"#.into(),
+                    },
+                    at,
+                )?;
+                let status = if ok {
+                    ScriptStatus::Ok
+                } else {
+                    ScriptStatus::Stale
+                };
+                self.compare(&reply, status, &events)?;
+                return self.compare_leases(&reply);
+            }
+            Op::Leave {
+                id,
+                holder: h,
+                last: n,
+            } => {
+                let Some(id) = self.pick(*id) else {
+                    return Ok(());
+                };
+                let mut events = self.roster.sweep(t);
+                let last = n.and_then(|n| {
+                    let lease = self.roster.get(&id)?;
+                    Some(lease.client.with_state(Some(state(n))))
+                });
+                let left = self.roster.leave_with(&id, holder(*h), last.clone());
                 let status = if left.is_some() {
                     ScriptStatus::Ok
                 } else {
@@ -262,6 +356,7 @@ impl Run<'_> {
                     StoreOp::Leave {
                         id,
                         holder: holder(*h),
+                        last,
                     },
                     at,
                 )?;

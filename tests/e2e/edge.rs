@@ -5,9 +5,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
+use longhouse_e2e::client::{join_url, Incoming};
 use longhouse_e2e::target::{fresh_port, workspace_root, ServerProcess, TargetOptions};
 use longhouse_e2e::worker_target::{persist_dir, WorkerTarget};
 use longhouse_e2e::{Client, Ctx};
+use serde_json::{json, Value};
 
 /// Handler invocations the object logged for `space` so far.
 fn handler_lines(process: &ServerProcess, space: &str, handler: &str) -> usize {
@@ -43,6 +45,130 @@ async fn await_handler(
     }
 }
 
+/// Joins `space` as `identity` with `?state=` (form-encoded as browsers
+/// do) and waits for the welcome.
+async fn join_with_state(
+    base: &str,
+    space: &str,
+    identity: &str,
+    id: Option<&str>,
+    state: &Value,
+) -> Result<Client> {
+    let encoded: String = form_urlencoded::byte_serialize(state.to_string().as_bytes()).collect();
+    let url = format!(
+        "{}&state={encoded}",
+        join_url(base, space, Some(identity), id)
+    );
+    let mut c = Client::connect_url(&url).await?;
+    c.identity = identity.to_owned();
+    c.label = format!("{identity:?}");
+    c.expect_welcome().await?;
+    Ok(c)
+}
+
+/// The state the welcome's roster gives client `id` (`Null`: none).
+fn welcome_state(c: &Client, id: &str) -> Result<Value> {
+    let welcome = c
+        .log
+        .iter()
+        .find_map(|r| match &r.what {
+            Incoming::Text(t) => serde_json::from_str::<Value>(t).ok(),
+            _ => None,
+        })
+        .context("no welcome in the log")?;
+    let entry = welcome["clients"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["id"] == id))
+        .with_context(|| format!("{id} not in the welcome {welcome}"))?;
+    Ok(entry.get("state").cloned().unwrap_or(Value::Null))
+}
+
+/// Waits for a `remote update` and returns its subject's id and state
+/// (`Null`: cleared).
+async fn expect_update(c: &mut Client, timeout: Duration) -> Result<(String, Value)> {
+    let (v, _) = c.recv_json_timed(timeout).await?;
+    ensure!(
+        v["event"] == "remote update",
+        "{}: expected a remote update, got {v}",
+        c.label
+    );
+    let id = v["client"]["id"].as_str().context("update without id")?;
+    Ok((
+        id.to_owned(),
+        v["client"].get("state").cloned().unwrap_or(Value::Null),
+    ))
+}
+
+/// `{"action":"update","state":state}`.
+async fn update(c: &mut Client, state: &Value) -> Result<()> {
+    c.send_json(&json!({"action": "update", "state": state}))
+        .await
+}
+
+/// A held update is sent by the object's alarm once its interval has
+/// passed, and only then: three updates sent at once reach the other client
+/// as the first at once and the last about one interval later (or as all
+/// three, should the machine stall between them), and a space where nothing
+/// is held does not wake the object again before its next lease expiry.
+pub async fn held_update_is_sent_by_an_alarm_when_due_and_only_then(_cx: &Ctx) -> Result<()> {
+    let interval = Duration::from_millis(1000);
+    let process = tokio::task::spawn_blocking(move || {
+        WorkerTarget::new().start_with_vars(
+            TargetOptions::DEFAULT,
+            &[("UPDATE_INTERVAL_MS", "1000")],
+            "edge-flush",
+        )
+    })
+    .await??;
+    let outcome = async {
+        let base = process.ws_base();
+        let space = "held-updates";
+        let mut a = Client::join(&base, space, "alice", None).await?;
+        let mut b = Client::join(&base, space, "bob", None).await?;
+        a.expect_join(&b.member()).await?;
+        let alarms = handler_lines(&process, space, "alarm");
+        let sent = Instant::now();
+        for n in 1..=3 {
+            update(&mut a, &json!({ "n": n })).await?;
+        }
+        let mut seen = Vec::new();
+        while seen.last() != Some(&json!({"n": 3})) {
+            let (id, state) = expect_update(&mut b, interval + Duration::from_secs(5)).await?;
+            ensure!(id == a.id, "an update of {id}, not alice");
+            seen.push(state);
+        }
+        let took = sent.elapsed();
+        ensure!(
+            seen.first() == Some(&json!({"n": 1})),
+            "bob saw {seen:?}: the first update is not held"
+        );
+        if seen.len() < 3 {
+            // Something was held, and no message came after it: only the
+            // alarm can have sent it, not before its interval.
+            ensure!(
+                took >= interval - Duration::from_millis(50),
+                "the held update came {took:?} after the first; the interval is {interval:?}"
+            );
+            await_handler(&process, space, "alarm", alarms + 1, Duration::from_secs(1)).await?;
+        }
+        a.expect_silence().await?;
+        // Nothing is held now and the next lease ends in a minute: no alarm
+        // for the next three seconds.
+        let after = handler_lines(&process, space, "alarm");
+        b.expect_silence_for(Duration::from_secs(3)).await?;
+        let later = handler_lines(&process, space, "alarm");
+        ensure!(
+            later == after,
+            "{} alarms ran in a quiet space with nothing held",
+            later - after
+        );
+        Ok(())
+    }
+    .await;
+    process.kill();
+    outcome
+}
+
 /// Exact pings are answered by the runtime (`{"pong":true}`) without
 /// running the object; any other spelling of a ping reaches it.
 pub async fn exact_pings_do_not_wake_the_object(cx: &Ctx) -> Result<()> {
@@ -69,14 +195,29 @@ pub async fn exact_pings_do_not_wake_the_object(cx: &Ctx) -> Result<()> {
 
 /// After more than ten idle seconds the object is evicted; the space it
 /// rebuilds from storage and attachments still joins, renews (pings
-/// answered while it slept count), leaves and expires correctly.
+/// answered while it slept count), leaves and expires correctly, and keeps
+/// every lease's latest state (section 10: the state survives what the
+/// lease survives) and its updates flowing.
 pub async fn space_keeps_working_after_the_object_hibernates(cx: &Ctx) -> Result<()> {
     let ttl = cx.ttl();
     let space = cx.space();
     let process = cx.dep().instances()[0].clone();
-    let mut a = cx.join(&space, "alice").await?;
+    let mut a = join_with_state(
+        &process.ws_base(),
+        &space,
+        "alice",
+        None,
+        &json!({"cursor": 1}),
+    )
+    .await?;
     let mut x = cx.join(&space, "xavier").await?;
     a.expect_join(&x.member()).await?;
+    update(&mut a, &json!({"cursor": 2, "name": "Alice"})).await?;
+    let (_, seen) = expect_update(&mut x, Duration::from_secs(5)).await?;
+    ensure!(
+        seen == json!({"cursor": 2, "name": "Alice"}),
+        "xavier saw {seen}"
+    );
     let x_welcomed = x.welcomed_at.context("welcomed")?;
     let rebuilds = handler_lines(&process, &space, "rebuild");
     // Idle for eleven seconds; alice pings (auto-answered) so her lease
@@ -97,8 +238,22 @@ pub async fn space_keeps_working_after_the_object_hibernates(cx: &Ctx) -> Result
         "rebuilt roster lost someone: {:?}",
         b.roster
     );
+    let kept = welcome_state(&b, &a.id)?;
+    ensure!(
+        kept == json!({"cursor": 2, "name": "Alice"}),
+        "alice's state after the object hibernated: {kept}"
+    );
     a.expect_join(&b.member()).await?;
     x.expect_join(&b.member()).await?;
+    update(&mut a, &json!({"cursor": 3})).await?;
+    for c in [&mut x, &mut b] {
+        let (id, seen) = expect_update(c, Duration::from_secs(5)).await?;
+        ensure!(
+            id == a.id && seen == json!({"cursor": 3}),
+            "{} saw {id}: {seen}",
+            c.label
+        );
+    }
     // xavier's lease ends one TTL after his join: expired and 4000 to him,
     // a leave to the others within a second, and nothing for alice.
     let expired = x.recv_json_timed(ttl + Duration::from_secs(2)).await?.0;
@@ -123,9 +278,10 @@ pub async fn space_keeps_working_after_the_object_hibernates(cx: &Ctx) -> Result
     Ok(())
 }
 
-/// Leases are in the object's storage: `wrangler dev` restarted between a
-/// disconnect and a resume (as a deploy would) loses nobody, and the
-/// resumes are silent.
+/// Leases, states included, are in the object's storage: `wrangler dev`
+/// restarted between a disconnect and a resume (as a deploy would) loses
+/// nobody and no state, and the resumes are silent (a resume with another
+/// `state=` makes one update).
 pub async fn presence_survives_a_restart_of_wrangler_dev(cx: &Ctx) -> Result<()> {
     let options = TargetOptions::DEFAULT;
     let space = cx.space();
@@ -142,9 +298,12 @@ pub async fn presence_survives_a_restart_of_wrangler_dev(cx: &Ctx) -> Result<()>
         (p, persist)
     };
     let base = first.ws_base();
-    let mut a = Client::join(&base, &space, "alice", None).await?;
-    let b = Client::join(&base, &space, "bob", None).await?;
+    let mut a = join_with_state(&base, &space, "alice", None, &json!({"typing": false})).await?;
+    let mut b = Client::join(&base, &space, "bob", None).await?;
     a.expect_join(&b.member()).await?;
+    update(&mut a, &json!({"typing": true})).await?;
+    let (_, seen) = expect_update(&mut b, Duration::from_secs(5)).await?;
+    ensure!(seen == json!({"typing": true}), "bob saw {seen}");
     let (alice, bob) = (a.member(), b.member());
     first.kill();
     drop((a, b));
@@ -167,9 +326,24 @@ pub async fn presence_survives_a_restart_of_wrangler_dev(cx: &Ctx) -> Result<()>
             "alice's lease did not survive the restart: {:?}",
             b2.roster
         );
+        let kept = welcome_state(&b2, &alice.id)?;
+        ensure!(
+            kept == json!({"typing": true}),
+            "alice's state after the restart: {kept}"
+        );
         let mut b2 = b2;
         let a2 = Client::join(&base, &space, "alice", Some(&alice.id)).await?;
         ensure!(a2.member() == alice, "alice came back as {:?}", a2.member());
+        b2.expect_silence().await?;
+        // A resume with a different `state=`: one update, no join or leave.
+        let a3 =
+            join_with_state(&base, &space, "alice", Some(&alice.id), &json!({"away": 1})).await?;
+        ensure!(a3.member() == alice, "alice came back as {:?}", a3.member());
+        let (id, seen) = expect_update(&mut b2, Duration::from_secs(5)).await?;
+        ensure!(
+            id == alice.id && seen == json!({"away": 1}),
+            "bob saw {id}: {seen}"
+        );
         b2.expect_silence().await?;
         Ok(())
     }

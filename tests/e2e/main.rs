@@ -9,6 +9,7 @@
 //! Test names are `<protocol area>::<what is checked>`; see each module for
 //! the PROTOCOL.md section it covers.
 
+mod broadcast;
 mod closes;
 mod config;
 mod connect;
@@ -18,11 +19,14 @@ mod events;
 mod faults;
 mod hostile;
 mod http;
+mod info;
 mod keepalive;
 mod leases;
 mod ops;
+mod reasons;
 mod resume;
 mod shutdown;
+mod state;
 mod support;
 mod trust;
 mod welcome;
@@ -121,12 +125,8 @@ fn cases() -> Vec<Case> {
             DEFAULT,
             [DemoPage]
         ),
-        case!(
-            ops::roster_as_json_lists_who_is_present,
-            DEFAULT,
-            [NativeOps]
-        ),
-        case!(ops::roster_request_checks_the_space, DEFAULT, [NativeOps]),
+        case!(ops::roster_as_json_lists_who_is_present, DEFAULT),
+        case!(ops::roster_request_checks_the_space, DEFAULT),
         case!(
             ops::metrics_count_presence_messages_and_errors,
             Uses::Own,
@@ -273,6 +273,11 @@ fn cases() -> Vec<Case> {
             [Edge]
         ),
         case!(
+            edge::held_update_is_sent_by_an_alarm_when_due_and_only_then,
+            Uses::Own,
+            [Edge]
+        ),
+        case!(
             edge::runtime_keeps_a_hibernatable_socket_closed_from_an_alarm_open,
             Uses::Own,
             [Edge]
@@ -365,6 +370,109 @@ fn cases() -> Vec<Case> {
             hostile::server_survives_hostile_clients_and_observer_loses_nothing,
             Uses::Own,
             [NativeLimits]
+        ),
+        // 10. Presence state (v2)
+        case!(
+            state::join_state_is_in_the_welcome_and_the_remote_join,
+            DEFAULT,
+            [PresenceState]
+        ),
+        case!(
+            state::bad_join_state_is_invalid_state_1008,
+            DEFAULT,
+            [PresenceState]
+        ),
+        case!(
+            state::update_reaches_everyone_else_never_the_sender,
+            DEFAULT,
+            [PresenceState]
+        ),
+        case!(
+            state::bad_update_is_refused_and_changes_nothing,
+            DEFAULT,
+            [PresenceState]
+        ),
+        case!(
+            state::burst_of_100_updates_is_coalesced_to_the_last,
+            DEFAULT,
+            [PresenceState]
+        ),
+        case!(
+            state::sixty_updates_a_second_are_not_disconnected,
+            DEFAULT,
+            [PresenceState]
+        ),
+        case!(
+            state::leave_carries_the_latest_state_and_nothing_follows,
+            DEFAULT,
+            [PresenceState]
+        ),
+        case!(state::update_renews_the_lease, SHORT, [PresenceState]),
+        case!(
+            state::resume_keeps_state_and_state_on_resume_is_one_update,
+            DEFAULT,
+            [PresenceState]
+        ),
+        case!(
+            state::states_converge_on_every_instance,
+            DEFAULT,
+            [PresenceState]
+        ),
+        case!(
+            state::sigterm_instance_clients_resume_with_their_state,
+            Uses::Own,
+            [PresenceState, DurableStore, ManyInstances, Signals]
+        ),
+        // 11. Signed info and the 2015 username (v2)
+        case!(
+            info::token_info_is_in_client_objects,
+            Uses::Shared(trust::AUTH),
+            [PresenceState]
+        ),
+        case!(
+            info::bad_token_info_is_unauthorized_1008,
+            Uses::Shared(trust::AUTH),
+            [PresenceState]
+        ),
+        case!(
+            info::resume_with_other_info_is_one_update,
+            Uses::Shared(trust::AUTH),
+            [PresenceState]
+        ),
+        case!(
+            info::username_is_echoed_and_checked,
+            DEFAULT,
+            [PresenceState]
+        ),
+        // 12. Why someone left (v2)
+        case!(reasons::clean_close_is_left, DEFAULT, [PresenceState]),
+        case!(reasons::violation_close_is_left, DEFAULT, [PresenceState]),
+        case!(reasons::expiry_is_expired, SHORT, [PresenceState]),
+        // 13. Broadcast and the cursor (v2)
+        case!(
+            broadcast::broadcasts_reach_everyone_else_in_order_never_the_sender,
+            DEFAULT,
+            [PresenceState]
+        ),
+        case!(
+            broadcast::broadcast_without_data_is_invalid_and_nothing_is_stored,
+            DEFAULT,
+            [PresenceState]
+        ),
+        case!(
+            broadcast::cursor_is_relayed_with_the_senders_client_id,
+            DEFAULT,
+            [PresenceState]
+        ),
+        case!(
+            broadcast::broadcast_and_cursor_renew_the_lease,
+            SHORT,
+            [PresenceState]
+        ),
+        case!(
+            broadcast::broadcasts_keep_order_across_instances_and_joins,
+            DEFAULT,
+            [PresenceState]
         ),
         // 9. Configuration
         case!(

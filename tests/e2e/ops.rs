@@ -58,8 +58,19 @@ pub async fn demo_page_and_client_script_are_served(cx: &Ctx) -> Result<()> {
         script.header("content-type")
     );
     let js = script.body_text();
+    // The module is a bundle (clients/js/build.mjs): its exports are one
+    // `export { … }` list at the end.
+    let exports = js
+        .rfind("export {")
+        .and_then(|at| js[at..].split_once('}'))
+        .map(|(list, _)| list)
+        .unwrap_or_default();
     ensure!(
-        js.contains("export function connect(") && js.contains("export function spaceUrl("),
+        ["connect", "spaceUrl"].iter().all(|name| exports
+            .split(|c: char| !c.is_alphanumeric())
+            .any(|word| word == *name))
+            && js.contains("function connect(")
+            && js.contains("function spaceUrl("),
         "GET /client.js is not the client library's ES module"
     );
     Ok(())

@@ -230,8 +230,12 @@ pub enum Capability {
     /// that socket's own events (README, "Closes on the edge").
     PromptServerCloses,
     /// The native server's operations surface (issue 7): `GET /metrics`,
-    /// `GET /{space}` as JSON, `LOG_FORMAT=json`; a binary the suite can run.
+    /// `LOG_FORMAT=json`; a binary the suite can run. (`GET /{space}` as
+    /// JSON is served by every target.)
     NativeOps,
+    /// Protocol v2, sections 10 to 13 (issue 11): presence state, signed
+    /// info, username, leave reasons, broadcast and the cursor relay.
+    PresenceState,
 }
 
 /// A kind of Longhouse deployment the suite can run against.
@@ -856,6 +860,7 @@ impl NativeTarget {
                 Capability::DemoPage,
                 Capability::NativeOps,
                 Capability::PromptServerCloses,
+                Capability::PresenceState,
             ],
             redis_instances: None,
             cluster: false,
@@ -879,6 +884,7 @@ impl NativeTarget {
                 Capability::DemoPage,
                 Capability::NativeOps,
                 Capability::PromptServerCloses,
+                Capability::PresenceState,
             ],
             redis_instances: Some(2),
             cluster: true,
@@ -899,6 +905,7 @@ impl NativeTarget {
             Capability::DemoPage,
             Capability::NativeOps,
             Capability::PromptServerCloses,
+            Capability::PresenceState,
         ];
         if instances > 1 {
             capabilities.push(Capability::ManyInstances);

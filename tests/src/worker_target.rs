@@ -24,7 +24,11 @@ impl WorkerTarget {
     /// The target; the Worker must have been built already.
     pub fn new() -> Self {
         WorkerTarget {
-            capabilities: vec![Capability::Edge, Capability::DemoPage],
+            capabilities: vec![
+                Capability::Edge,
+                Capability::DemoPage,
+                Capability::PresenceState,
+            ],
         }
     }
 

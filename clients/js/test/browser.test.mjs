@@ -1,6 +1,9 @@
 // The demo page in headless Chromium (Debian's `chromium`, driven by
 // playwright-core): two pages in one space see each other, and closing one
-// shows the leave in the other. Saves test-artifacts/demo.png.
+// shows the leave in the other; the mouse moved over one page's board is
+// drawn as that person's cursor, at that position, on the other's; the
+// status picker and a second tab show on the avatars, grouped by member.
+// Saves test-artifacts/demo.png and demo-cursors.png.
 // Run: node --test test/browser.test.mjs (after `cargo build -p longhouse-native`).
 
 import assert from "node:assert/strict";
@@ -48,20 +51,23 @@ after(async () => {
 
 const person = (page, name) => page.locator(`#people li[data-identity="${name}"]`);
 
+/** Opens the demo page joined to `space` as `name`; resolves once it sees itself. */
+async function openDemo(space, name, extra = {}) {
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e));
+  const query = new URLSearchParams({ space, name, join: "1", ...extra });
+  await page.goto(`${server.http}/?${query}`);
+  await person(page, name).waitFor({ timeout: 10_000 });
+  return { page, errors };
+}
+
 it(
   "two pages in one space see each other; closing one shows the leave in the other",
   { skip: !existsSync(executablePath) && `${executablePath} is not installed (scripts/setup.sh installs it)` },
   async () => {
     const space = uniqueSpace("browser");
-    const open = async (name) => {
-      const page = await context.newPage();
-      const errors = [];
-      page.on("pageerror", (e) => errors.push(e));
-      const query = new URLSearchParams({ space, name, join: "1" });
-      await page.goto(`${server.http}/?${query}`);
-      await person(page, name).waitFor({ timeout: 10_000 });
-      return { page, errors };
-    };
+    const open = (name) => openDemo(space, name);
     const ada = await open("Ada Lovelace");
     const grace = await open("Grace Hopper");
 
@@ -86,5 +92,81 @@ it(
     assert.equal(await ada.page.locator("#people li").count(), 1);
     await ada.page.screenshot({ path: path.join(artifacts, "demo-after-leave.png"), fullPage: true });
     assert.deepEqual([...ada.errors, ...grace.errors], [], "no script errors on the pages");
+  },
+);
+
+it(
+  "the mouse moved over one page's board is drawn as that person's cursor, at that position, on the other's",
+  { skip: !existsSync(executablePath) && `${executablePath} is not installed (scripts/setup.sh installs it)` },
+  async () => {
+    const space = uniqueSpace("cursors");
+    const ada = await openDemo(space, "Ada Lovelace", { colour: "#c2410c" });
+    const grace = await openDemo(space, "Grace Hopper", { colour: "#1d4ed8" });
+    await person(ada.page, "Grace Hopper").waitFor({ timeout: 5_000 });
+    await person(grace.page, "Ada Lovelace").waitFor({ timeout: 5_000 });
+
+    // A second tab of Ada: still one avatar for her, with two tabs.
+    const adaTab = await openDemo(space, "Ada Lovelace", { colour: "#c2410c" });
+    await person(grace.page, "Ada Lovelace").locator(".tabs", { hasText: "2 tabs" }).waitFor({ timeout: 5_000 });
+    assert.equal(await grace.page.locator("#people li").count(), 2, "two members for three connections");
+    // Ada was there before Grace came, and a second tab is no new arrival.
+    assert.equal(await grace.page.locator("#log li.join", { hasText: "Ada Lovelace joined" }).count(), 0);
+    assert.equal(await ada.page.locator("#log li.join", { hasText: "Grace Hopper joined" }).count(), 1);
+
+    // Ada's first tab in front again; her mouse crosses its board and stops
+    // 300 px right of and 120 px below its inside corner.
+    await ada.page.bringToFront();
+    const inside = (page) =>
+      page.locator("#board").evaluate((b) => {
+        const r = b.getBoundingClientRect();
+        return { x: r.left + b.clientLeft, y: r.top + b.clientTop, width: b.clientWidth, height: b.clientHeight };
+      });
+    const adaBoard = await inside(ada.page);
+    await ada.page.mouse.move(adaBoard.x + 40, adaBoard.y + 30);
+    await ada.page.mouse.move(adaBoard.x + 300, adaBoard.y + 120, { steps: 25 });
+
+    // Grace's page draws Ada's cursor (her name, her colour) there.
+    const graceBoard = await inside(grace.page);
+    const cursor = grace.page.locator('#board .cursor[data-identity="Ada Lovelace"]');
+    await cursor.waitFor({ timeout: 5_000 });
+    const expected = {
+      x: graceBoard.x + (300 / adaBoard.width) * graceBoard.width,
+      y: graceBoard.y + (120 / adaBoard.height) * graceBoard.height,
+    };
+    await grace.page.waitForFunction(
+      ({ x, y }) => {
+        const el = document.querySelector('#board .cursor[data-identity="Ada Lovelace"]');
+        if (!el) return false;
+        const r = el.getBoundingClientRect();
+        return Math.abs(r.left - x) <= 1.5 && Math.abs(r.top - y) <= 1.5;
+      },
+      expected,
+      { timeout: 5_000 },
+    );
+    const box = await cursor.boundingBox();
+    assert.ok(Math.abs(box.x - expected.x) <= 1.5 && Math.abs(box.y - expected.y) <= 1.5, `${JSON.stringify(box)}`);
+    assert.equal(await cursor.locator(".label").textContent(), "Ada Lovelace");
+    assert.equal(await cursor.locator("path").getAttribute("fill"), "#c2410c");
+    assert.equal(await grace.page.locator("#board .cursor").count(), 1, "only the other's cursor, not her own");
+
+    // Ada picks "typing" in that tab: Grace's avatar of Ada says so (her
+    // other tab is merely active).
+    await ada.page.selectOption("#presence", "typing");
+    await person(grace.page, "Ada Lovelace").and(grace.page.locator('[data-status="typing"]')).waitFor({ timeout: 5_000 });
+    assert.equal(await person(grace.page, "Ada Lovelace").locator(".doing").textContent(), "typing");
+
+    mkdirSync(artifacts, { recursive: true });
+    await grace.page.screenshot({ path: path.join(artifacts, "demo-cursors.png"), fullPage: true });
+
+    // Ada leaves the board: her cursor goes; the tabs closing leave no ghost.
+    await ada.page.mouse.move(adaBoard.x + 300, adaBoard.y - 60);
+    await cursor.waitFor({ state: "detached", timeout: 5_000 });
+    await adaTab.page.close({ runBeforeUnload: true });
+    await person(grace.page, "Ada Lovelace").locator(".tabs").waitFor({ state: "detached", timeout: 5_000 });
+    await ada.page.close({ runBeforeUnload: true });
+    await person(grace.page, "Ada Lovelace").waitFor({ state: "detached", timeout: 5_000 });
+    await grace.page.locator("#log li.leave", { hasText: "Ada Lovelace left" }).waitFor({ timeout: 5_000 });
+    await grace.page.close();
+    assert.deepEqual([...ada.errors, ...grace.errors, ...adaTab.errors], [], "no script errors on the pages");
   },
 );

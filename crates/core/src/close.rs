@@ -22,6 +22,9 @@ pub enum CloseCode {
     LeaseExpired = 4000,
     /// 4001: replaced by a newer connection with the same id.
     Replaced = 4001,
+    /// 4003: removed by the server API; the client must not reconnect by
+    /// itself (section 14).
+    Removed = 4003,
 }
 
 impl CloseCode {
@@ -42,6 +45,7 @@ impl CloseCode {
             CloseCode::TryAgainLater => "try again later",
             CloseCode::LeaseExpired => "lease expired",
             CloseCode::Replaced => "replaced by a newer connection",
+            CloseCode::Removed => "removed",
         }
     }
 }

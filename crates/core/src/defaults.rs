@@ -12,10 +12,19 @@ pub const DEFAULT_KEEPALIVE_MS: u64 = 30_000;
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4096;
 /// `MAX_CLIENTS_PER_SPACE`, on every target.
 pub const DEFAULT_MAX_CLIENTS_PER_SPACE: usize = 1000;
-/// `MESSAGE_RATE` (messages a second, sustained), on every target.
-pub const DEFAULT_MESSAGE_RATE: u32 = 10;
-/// `MESSAGE_BURST` (messages at once), on every target.
-pub const DEFAULT_MESSAGE_BURST: u32 = 20;
+/// `MESSAGE_RATE` (messages a second, sustained), on every target. Updates
+/// count towards it, and section 10 wants 60 updates a second (a
+/// mousemove handler) allowed indefinitely, pings on top: coalescing, not
+/// refusal, bounds the fan-out.
+pub const DEFAULT_MESSAGE_RATE: u32 = 100;
+/// `MESSAGE_BURST` (messages at once), on every target: two seconds of the
+/// rate, so that a browser's bunched events never trip it.
+pub const DEFAULT_MESSAGE_BURST: u32 = 200;
+/// `MAX_STATE_BYTES`: the largest state (as sent) or token `info` claim.
+pub const DEFAULT_MAX_STATE_BYTES: usize = 1024;
+/// `UPDATE_INTERVAL_MS`: one client's updates reach the others at most once
+/// per this many ms (0: every update).
+pub const DEFAULT_UPDATE_INTERVAL_MS: u64 = 50;
 /// `MAX_CONNECTIONS` (native): WebSockets one instance serves at once.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// `HANDSHAKE_TIMEOUT_MS` (native): how long a connection may take to send

@@ -33,6 +33,12 @@ pub enum ErrorKind {
     InvalidUtf8,
     /// Over the message rate.
     RateLimited,
+    /// A bad `state` (at join or in an update) or token `info`.
+    InvalidState,
+    /// An update's state over `MAX_STATE_BYTES`.
+    StateTooLarge,
+    /// A broadcast without `data`.
+    InvalidBroadcast,
 }
 
 impl ErrorKind {
@@ -52,11 +58,14 @@ impl ErrorKind {
             ErrorKind::TooLarge => "too_large",
             ErrorKind::InvalidUtf8 => "invalid_utf8",
             ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::InvalidState => "invalid_state",
+            ErrorKind::StateTooLarge => "state_too_large",
+            ErrorKind::InvalidBroadcast => "invalid_broadcast",
         }
     }
 
     /// Every kind, for targets that export each from the first scrape.
-    pub const ALL: [ErrorKind; 13] = [
+    pub const ALL: [ErrorKind; 16] = [
         ErrorKind::MissingSpace,
         ErrorKind::MissingIdentity,
         ErrorKind::InvalidJoin,
@@ -70,6 +79,9 @@ impl ErrorKind {
         ErrorKind::TooLarge,
         ErrorKind::InvalidUtf8,
         ErrorKind::RateLimited,
+        ErrorKind::InvalidState,
+        ErrorKind::StateTooLarge,
+        ErrorKind::InvalidBroadcast,
     ];
 }
 
@@ -81,7 +93,9 @@ impl JoinError {
             JoinError::MissingIdentity => ErrorKind::MissingIdentity,
             JoinError::InvalidSpace(_)
             | JoinError::InvalidIdentity(_)
-            | JoinError::InvalidId(_) => ErrorKind::InvalidJoin,
+            | JoinError::InvalidId(_)
+            | JoinError::InvalidUsername(_) => ErrorKind::InvalidJoin,
+            JoinError::InvalidState(_) => ErrorKind::InvalidState,
             JoinError::IdHeldByAnother => ErrorKind::IdTaken,
             JoinError::Unauthorized(_) => ErrorKind::Unauthorized,
             JoinError::SpaceFull => ErrorKind::SpaceFull,
@@ -100,6 +114,9 @@ impl MessageError {
             MessageError::UnrecognizedAction => ErrorKind::UnrecognizedAction,
             MessageError::Binary => ErrorKind::Binary,
             MessageError::RateLimited => ErrorKind::RateLimited,
+            MessageError::InvalidState => ErrorKind::InvalidState,
+            MessageError::StateTooLarge { .. } => ErrorKind::StateTooLarge,
+            MessageError::InvalidBroadcast => ErrorKind::InvalidBroadcast,
         }
     }
 }

@@ -7,13 +7,18 @@ use thiserror::Error;
 
 use crate::client_id::ClientId;
 use crate::close::CloseCode;
+use crate::defaults::DEFAULT_MAX_STATE_BYTES;
+use crate::json::{Json, JsonError};
 use crate::time::UnixMillis;
 use crate::token::{Auth, AuthError};
+use crate::wire::ClientInfo;
 
 /// Longest space name, in Unicode scalar values.
 pub const MAX_SPACE_CHARS: usize = 128;
 /// Longest identity, in Unicode scalar values.
 pub const MAX_IDENTITY_CHARS: usize = 256;
+/// Longest 2015 `username`, in Unicode scalar values.
+pub const MAX_USERNAME_CHARS: usize = 256;
 
 /// A space name: the decoded path. Spaces are independent rooms.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -51,6 +56,52 @@ pub struct JoinRequest {
     pub identity: String,
     /// A former id to resume, or the id to use for a fresh lease.
     pub id: Option<ClientId>,
+    /// The 2015 `username` parameter (section 11).
+    pub username: Option<String>,
+    /// The token's signed `info` (section 11).
+    pub info: Option<Json>,
+    /// The `state` parameter, compact (section 10).
+    pub state: Option<Json>,
+}
+
+impl JoinRequest {
+    /// A request for `identity` in `space`, nothing else given.
+    pub fn new(space: SpaceName, identity: impl Into<String>, id: Option<ClientId>) -> Self {
+        JoinRequest {
+            space,
+            identity: identity.into(),
+            id,
+            username: None,
+            info: None,
+            state: None,
+        }
+    }
+
+    /// The client record of a fresh lease `id` that begins at `now`.
+    pub fn fresh_client(&self, id: ClientId, now: UnixMillis) -> ClientInfo {
+        ClientInfo {
+            id,
+            identity: self.identity.clone(),
+            joined_at: now,
+            username: self.username.clone(),
+            info: self.info.clone(),
+            state: self.state.clone(),
+        }
+    }
+
+    /// The record a resume of `old` leaves (section 10, 11): `state=`
+    /// replaces the state, `username=` the username, and the token's `info`
+    /// (or its absence) the info; `None` if nothing changes, so that a
+    /// plain resume makes no update.
+    pub fn resumed_client(&self, old: &ClientInfo) -> Option<ClientInfo> {
+        let new = ClientInfo {
+            username: self.username.clone().or_else(|| old.username.clone()),
+            info: self.info.clone(),
+            state: self.state.clone().or_else(|| old.state.clone()),
+            ..old.clone()
+        };
+        (new != *old).then_some(new)
+    }
 }
 
 /// Why a value is outside the limits of section 1; the text after
@@ -78,6 +129,27 @@ pub enum InvalidReason {
     /// A client id character outside `A-Z a-z 0-9 - _`.
     #[error("only A-Z a-z 0-9 - _ are allowed")]
     BadIdCharacter,
+    /// Not JSON.
+    #[error("not valid JSON")]
+    NotJson,
+    /// JSON, but not an object.
+    #[error("not a JSON object")]
+    NotObject,
+    /// More bytes than the limit.
+    #[error("larger than {max} bytes")]
+    TooManyBytes {
+        /// The limit, in bytes.
+        max: usize,
+    },
+}
+
+impl From<JsonError> for InvalidReason {
+    fn from(e: JsonError) -> Self {
+        match e {
+            JsonError::NotJson => InvalidReason::NotJson,
+            JsonError::NotObject => InvalidReason::NotObject,
+        }
+    }
 }
 
 /// A refused join. `Display` is the wire text of section 6; every variant
@@ -99,6 +171,13 @@ pub enum JoinError {
     /// The id is outside the limits.
     #[error("Invalid id: {0}")]
     InvalidId(InvalidReason),
+    /// The `username` is outside the limits (section 11).
+    #[error("Invalid username: {0}")]
+    InvalidUsername(InvalidReason),
+    /// The `state` is not a JSON object of at most `MAX_STATE_BYTES`
+    /// bytes (section 10).
+    #[error("Invalid state: {0}")]
+    InvalidState(InvalidReason),
     /// The id names a live lease of another identity (section 5).
     #[error("Invalid id: it is held by another identity")]
     IdHeldByAnother,
@@ -147,17 +226,35 @@ impl JoinRequest {
         auth: &Auth,
         now: UnixMillis,
     ) -> Result<Self, JoinError> {
+        Self::parse_limited(path, query, auth, now, DEFAULT_MAX_STATE_BYTES)
+    }
+
+    /// [`JoinRequest::parse_with`] under a `MAX_STATE_BYTES` of
+    /// `max_state_bytes` (for `state` and the token's `info`). After the id
+    /// come the v2 parameters: `state` (section 10: checked after `id`),
+    /// then `username`; a token's `info` is checked with the token.
+    pub fn parse_limited(
+        path: &str,
+        query: Option<&str>,
+        auth: &Auth,
+        now: UnixMillis,
+        max_state_bytes: usize,
+    ) -> Result<Self, JoinError> {
         let raw_space = path.strip_prefix('/').unwrap_or(path);
         let space = SpaceName::parse(&decode_path(raw_space).map_err(JoinError::InvalidSpace)?)?;
 
         let mut identity: Option<Cow<'_, str>> = None;
         let mut id: Option<Cow<'_, str>> = None;
         let mut token: Option<Cow<'_, str>> = None;
+        let mut state: Option<Cow<'_, str>> = None;
+        let mut username: Option<Cow<'_, str>> = None;
         for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
             let slot = match key.as_ref() {
                 "identity" => &mut identity,
                 "id" => &mut id,
                 "token" => &mut token,
+                "state" => &mut state,
+                "username" => &mut username,
                 _ => continue,
             };
             // The first of repeated parameters wins; an empty value is absent.
@@ -169,19 +266,47 @@ impl JoinRequest {
         if let Some(identity) = &identity {
             check_identity(identity).map_err(JoinError::InvalidIdentity)?;
         }
-        let identity = auth
-            .authorize(&space, identity.as_deref(), token.as_deref(), now)
-            .map_err(JoinError::Unauthorized)?
-            .ok_or(JoinError::MissingIdentity)?;
+        let authorized = auth
+            .authorize_join(
+                &space,
+                identity.as_deref(),
+                token.as_deref(),
+                now,
+                max_state_bytes,
+            )
+            .map_err(JoinError::Unauthorized)?;
+        let identity = authorized.identity.ok_or(JoinError::MissingIdentity)?;
         let id = id
             .map(|raw| ClientId::parse(&raw).map_err(JoinError::InvalidId))
+            .transpose()?;
+        let state = state
+            .map(|raw| parse_state(&raw, max_state_bytes).map_err(JoinError::InvalidState))
+            .transpose()?;
+        let username = username
+            .map(|raw| {
+                check_text(&raw, MAX_USERNAME_CHARS)
+                    .map(|()| raw.into_owned())
+                    .map_err(JoinError::InvalidUsername)
+            })
             .transpose()?;
         Ok(JoinRequest {
             space,
             identity,
             id,
+            username,
+            info: authorized.info,
+            state,
         })
     }
+}
+
+/// A `state` parameter's decoded value: a JSON object of at most
+/// `max_bytes` UTF-8 bytes, kept compact.
+fn parse_state(raw: &str, max_bytes: usize) -> Result<Json, InvalidReason> {
+    if raw.len() > max_bytes {
+        return Err(InvalidReason::TooManyBytes { max: max_bytes });
+    }
+    Ok(Json::object(raw)?)
 }
 
 /// Percent-decodes a path once, refusing malformed `%` sequences and
@@ -426,6 +551,174 @@ mod tests {
         assert_eq!(
             JoinError::Unauthorized(AuthError::Expired).close_code(),
             CloseCode::PolicyViolation
+        );
+    }
+
+    #[test]
+    fn state_parameter_is_an_object_within_the_limit_checked_after_id() {
+        let q = |state: &str| {
+            form_urlencoded::Serializer::new(String::from("identity=x&"))
+                .append_pair("state", state)
+                .finish()
+        };
+        let j = ok("/s", &q(r#"{"b":1,"a":"é 🦀"}"#));
+        assert_eq!(j.state.unwrap().as_str(), r#"{"a":"é 🦀","b":1}"#);
+        assert_eq!(ok("/s", "identity=x&state=").state, None);
+        assert_eq!(
+            ok("/s", "identity=x&state=%7B%7D&state=junk")
+                .state
+                .unwrap()
+                .as_str(),
+            "{}"
+        );
+        for (state, reason) in [
+            ("null", InvalidReason::NotObject),
+            ("[1]", InvalidReason::NotObject),
+            ("7", InvalidReason::NotObject),
+            ("{", InvalidReason::NotJson),
+            ("x", InvalidReason::NotJson),
+        ] {
+            let e = join("/s", &q(state)).unwrap_err();
+            assert_eq!(e, JoinError::InvalidState(reason), "{state}");
+            assert!(e.to_string().starts_with("Invalid state"), "{e}");
+            assert_eq!(e.close_code(), CloseCode::PolicyViolation);
+        }
+        // The limit counts the decoded value's UTF-8 bytes, inclusive.
+        let of = |n: usize| format!(r#"{{"p":"{}"}}"#, "é".repeat((n - 8) / 2));
+        assert_eq!(of(1024).len(), 1024);
+        assert!(ok("/s", &q(&of(1024))).state.is_some());
+        assert_eq!(
+            join("/s", &q(&of(1026))),
+            Err(JoinError::InvalidState(InvalidReason::TooManyBytes {
+                max: 1024
+            }))
+        );
+        let small =
+            JoinRequest::parse_limited("/s", Some(&q(&of(12))), &Auth::off(), UnixMillis(0), 11);
+        assert!(matches!(small, Err(JoinError::InvalidState(_))));
+        // After the id.
+        assert!(matches!(
+            join("/s", &format!("{}&id=a.b", q("null"))),
+            Err(JoinError::InvalidId(_))
+        ));
+        assert_eq!(
+            join("/s", &q("null").replace("identity=x&", "")),
+            Err(JoinError::MissingIdentity)
+        );
+    }
+
+    #[test]
+    fn username_is_optional_and_limited_checked_after_state() {
+        assert_eq!(ok("/s", "identity=x").username, None);
+        assert_eq!(ok("/s", "identity=x&username=").username, None);
+        assert_eq!(
+            ok("/s", "identity=x&username=Ada+L%2B").username.as_deref(),
+            Some("Ada L+")
+        );
+        assert_eq!(
+            ok("/s", &format!("identity=x&username={}", "é".repeat(256)))
+                .username
+                .map(|u| u.chars().count()),
+            Some(256)
+        );
+        for (q, reason) in [
+            (
+                format!("identity=x&username={}", "a".repeat(257)),
+                InvalidReason::TooLong { max: 256 },
+            ),
+            (
+                "identity=x&username=a%0Ab".to_owned(),
+                InvalidReason::ControlCharacter,
+            ),
+        ] {
+            let e = join("/s", &q).unwrap_err();
+            assert_eq!(e, JoinError::InvalidUsername(reason));
+            assert!(e.to_string().starts_with("Invalid username"), "{e}");
+            assert_eq!(e.close_code(), CloseCode::PolicyViolation);
+        }
+        assert!(matches!(
+            join("/s", "identity=x&username=a%0Ab&state=null"),
+            Err(JoinError::InvalidState(_))
+        ));
+        assert!(matches!(
+            join("/s", "identity=x&username=a%0Ab&id=a.b"),
+            Err(JoinError::InvalidId(_))
+        ));
+    }
+
+    #[test]
+    fn token_info_is_an_object_within_the_limit() {
+        let secret: &[u8] = b"k";
+        let auth = Auth::hs256(Some(secret), None);
+        let now = UnixMillis(1_800_000_000_000);
+        let parse = |claims: &str, limit| {
+            let token = crate::token::sign(claims, secret);
+            JoinRequest::parse_limited("/s", Some(&format!("token={token}")), &auth, now, limit)
+        };
+        let j = parse(
+            r#"{"sub":"a","exp":1800000060,"info":{"name":"Ada","n":1}}"#,
+            1024,
+        )
+        .unwrap();
+        assert_eq!(j.info.unwrap().as_str(), r#"{"n":1,"name":"Ada"}"#);
+        assert_eq!(
+            parse(r#"{"sub":"a","exp":1800000060}"#, 1024).unwrap().info,
+            None
+        );
+        // A null claim is an absent one (what encoders write for unset).
+        assert_eq!(
+            parse(r#"{"sub":"a","exp":1800000060,"info":null}"#, 1024)
+                .unwrap()
+                .info,
+            None
+        );
+        for claims in [
+            r#"{"sub":"a","exp":1800000060,"info":[1]}"#,
+            r#"{"sub":"a","exp":1800000060,"info":"x"}"#,
+        ] {
+            let e = parse(claims, 1024).unwrap_err();
+            assert_eq!(
+                e,
+                JoinError::Unauthorized(AuthError::InvalidInfo),
+                "{claims}"
+            );
+            assert_eq!(e.to_string(), "Unauthorized: invalid info");
+        }
+        // {"n":"xx"} is 10 bytes.
+        assert!(parse(r#"{"sub":"a","exp":1800000060,"info":{"n":"xx"}}"#, 10).is_ok());
+        assert_eq!(
+            parse(r#"{"sub":"a","exp":1800000060,"info":{"n":"xxx"}}"#, 10),
+            Err(JoinError::Unauthorized(AuthError::InvalidInfo))
+        );
+        // Without auth there is no info.
+        assert_eq!(ok("/s", "identity=x&info=%7B%7D").info, None);
+    }
+
+    #[test]
+    fn a_resume_changes_only_what_it_gives() {
+        let mut req = ok("/s", "identity=x&id=c");
+        let old = req.fresh_client(ClientId::parse("c").unwrap(), UnixMillis(5));
+        assert_eq!(req.resumed_client(&old), None);
+        let mut old2 = old.clone();
+        old2.state = Json::object(r#"{"a":1}"#).ok();
+        old2.username = Some("u".into());
+        assert_eq!(req.resumed_client(&old2), None, "kept when not given");
+        req.state = Json::object(r#"{"a":2}"#).ok();
+        let new = req.resumed_client(&old2).unwrap();
+        assert_eq!(new.state, req.state);
+        assert_eq!(new.username.as_deref(), Some("u"));
+        assert_eq!(new.joined_at, UnixMillis(5));
+        req.state = old2.state.clone();
+        assert_eq!(
+            req.resumed_client(&old2),
+            None,
+            "the same state is no change"
+        );
+        old2.info = Json::object(r#"{"role":"x"}"#).ok();
+        assert_eq!(
+            req.resumed_client(&old2).unwrap().info,
+            None,
+            "the token's info, or its absence, replaces it"
         );
     }
 

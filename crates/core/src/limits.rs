@@ -102,6 +102,26 @@ mod tests {
     }
 
     #[test]
+    fn the_defaults_allow_60_updates_a_second_indefinitely() {
+        use crate::defaults::{DEFAULT_MESSAGE_BURST, DEFAULT_MESSAGE_RATE};
+        let mut b = TokenBucket::new(DEFAULT_MESSAGE_RATE, DEFAULT_MESSAGE_BURST, 0);
+        // An hour of a mousemove handler at 60 Hz whose events come in
+        // bunches of up to 30 (a busy main thread), and a ping every 25 s.
+        let mut t = 0u64;
+        for frame in 0..(60 * 3600u64) {
+            let at = (frame / 30) * 500;
+            t = t.max(at);
+            assert!(b.take(t), "update {frame} at {t} ms refused");
+            if frame % 1500 == 0 {
+                assert!(b.take(t), "ping at {t} ms refused");
+            }
+        }
+        // The limit still holds a flood back.
+        let mut flood = TokenBucket::new(DEFAULT_MESSAGE_RATE, DEFAULT_MESSAGE_BURST, 0);
+        assert!(!(0..1000).all(|_| flood.take(0)));
+    }
+
+    #[test]
     fn backwards_clock_and_zero_rate() {
         let mut b = TokenBucket::new(1, 1, 5000);
         assert!(b.take(5000));

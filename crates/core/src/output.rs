@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::client_id::ClientId;
 use crate::close::CloseCode;
 use crate::conn_id::ConnId;
+use crate::json::Json;
 
 /// An effect on one local socket, in the order it must happen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +45,56 @@ pub enum Command {
         id: ClientId,
         /// The connection that closed.
         holder: ConnId,
+        /// An update coalescing still held: the leave shows this state
+        /// (`Some(None)`: cleared) instead of the stored one.
+        held: Option<Option<Json>>,
     },
+    /// A (coalesced) state update: store it, renew the lease, tell the
+    /// others.
+    Update {
+        /// The lease.
+        id: ClientId,
+        /// The connection that sent it.
+        holder: ConnId,
+        /// The new state; `None` clears it.
+        state: Option<Json>,
+    },
+    /// A broadcast or a cursor: relay it to everyone else, renew the
+    /// lease.
+    Relay {
+        /// The sender's lease.
+        id: ClientId,
+        /// The sender's connection.
+        holder: ConnId,
+        /// What to relay.
+        relay: Relay,
+    },
+}
+
+/// A message relayed from one client to the others of its space; nothing
+/// of it is stored (section 13).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Relay {
+    /// `{"action":"broadcast","data":…}`.
+    Broadcast(Json),
+    /// `{"action":"cursor",…}`, every field as sent.
+    Cursor(std::sync::Arc<serde_json::Map<String, serde_json::Value>>),
+}
+
+impl Relay {
+    /// The message everyone else gets from `from`.
+    pub fn message(&self, from: &ClientId) -> crate::wire::ServerMessage {
+        match self {
+            Relay::Broadcast(data) => crate::wire::ServerMessage::Broadcast {
+                from: Some(from.clone()),
+                data: data.clone(),
+            },
+            Relay::Cursor(fields) => crate::wire::ServerMessage::Cursor {
+                from: from.clone(),
+                fields: fields.clone(),
+            },
+        }
+    }
 }
 
 /// How a socket ended, as the target saw it.

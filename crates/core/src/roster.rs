@@ -28,13 +28,26 @@ impl Lease {
     }
 }
 
-/// Why a lease ended.
+/// Why a lease ended: the `reason` of a `remote leave` (section 12).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LeaveCause {
-    /// A clean close, or a close for a protocol violation.
+    /// A clean close, or a close for a protocol violation (`left`).
     Closed,
-    /// Not renewed within the TTL.
+    /// Not renewed within the TTL (`expired`).
     Expired,
+    /// Ended by the server API (`removed`, section 14).
+    Removed,
+}
+
+impl LeaveCause {
+    /// The wire's `reason`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            LeaveCause::Closed => "left",
+            LeaveCause::Expired => "expired",
+            LeaveCause::Removed => "removed",
+        }
+    }
 }
 
 /// A change to the roster that clients must hear about (renewals are not
@@ -57,6 +70,14 @@ pub enum RosterEvent {
         /// The connection it replaces (closed with 4001 if still open).
         replaced: ConnId,
     },
+    /// A live lease's client record changed (its state; after a resume,
+    /// its info or username): everyone else gets `remote update`.
+    Updated {
+        /// The client as it is now.
+        client: ClientInfo,
+        /// The connection that holds the lease.
+        holder: ConnId,
+    },
     /// A lease ended.
     Left {
         /// The client that left.
@@ -74,6 +95,7 @@ impl RosterEvent {
         match self {
             RosterEvent::Joined { client, .. }
             | RosterEvent::Resumed { client, .. }
+            | RosterEvent::Updated { client, .. }
             | RosterEvent::Left { client, .. } => client,
         }
     }
@@ -142,6 +164,25 @@ impl Roster {
         ttl_ms: u64,
         max_clients: Option<usize>,
     ) -> Result<Vec<Sequenced>, JoinError> {
+        let fresh = ClientInfo::new(id, identity, now);
+        self.admit(fresh, holder, now, ttl_ms, max_clients)
+    }
+
+    /// [`Roster::join_limited`] for a client record made by the caller
+    /// (with its username, info and state; `joinedAt` is set to `now`). A
+    /// resume keeps the stored record as it is: a caller that wants it
+    /// changed (a resume with `state=`, a token with other `info`) follows
+    /// with [`Roster::update`], as the shared store's scripts do.
+    pub fn admit(
+        &mut self,
+        fresh: ClientInfo,
+        holder: ConnId,
+        now: UnixMillis,
+        ttl_ms: u64,
+        max_clients: Option<usize>,
+    ) -> Result<Vec<Sequenced>, JoinError> {
+        let id = fresh.id.clone();
+        let identity = fresh.identity.as_str();
         let expires_at = now.plus(ttl_ms);
         let mut events = Vec::new();
         if let Some(lease) = self.leases.get(&id) {
@@ -176,9 +217,8 @@ impl Roster {
             return Err(JoinError::SpaceFull);
         }
         let client = ClientInfo {
-            id,
-            identity: identity.to_owned(),
             joined_at: now,
+            ..fresh
         };
         self.insert(Lease {
             client: client.clone(),
@@ -219,18 +259,73 @@ impl Roster {
         }
     }
 
+    /// Replaces the client record of the live lease held by `holder` and
+    /// renews it, like a ping (an update renews the lease). `None` if there
+    /// is no such lease (it expired, or another connection holds it now).
+    /// The record is taken as given: the holder's side knows it.
+    pub fn update(
+        &mut self,
+        client: ClientInfo,
+        holder: ConnId,
+        now: UnixMillis,
+        ttl_ms: u64,
+    ) -> Option<Sequenced> {
+        let id = client.id.clone();
+        if !self.renew(&id, holder, now, ttl_ms) {
+            return None;
+        }
+        self.leases.get_mut(&id).expect("renewed").client = client.clone();
+        Some(self.next(RosterEvent::Updated { client, holder }))
+    }
+
     /// Ends the lease `id` at once if `holder` still holds it (a clean
     /// close); a replaced connection's close ends nothing.
     pub fn leave(&mut self, id: &ClientId, holder: ConnId) -> Option<Sequenced> {
+        self.leave_with(id, holder, None)
+    }
+
+    /// [`Roster::leave`], the leaving client shown as `last` (its latest
+    /// state, held back by coalescing, flushed into the leave) if given.
+    pub fn leave_with(
+        &mut self,
+        id: &ClientId,
+        holder: ConnId,
+        last: Option<ClientInfo>,
+    ) -> Option<Sequenced> {
         if self.leases.get(id)?.holder != holder {
             return None;
         }
         let lease = self.remove(id).expect("present");
         Some(self.next(RosterEvent::Left {
-            client: lease.client,
+            client: last.unwrap_or(lease.client),
             holder: lease.holder,
             cause: LeaveCause::Closed,
         }))
+    }
+
+    /// Ends the lease `id` now, whoever holds it (the server API).
+    pub fn remove_client(&mut self, id: &ClientId) -> Option<Sequenced> {
+        let lease = self.remove(id)?;
+        Some(self.next(RosterEvent::Left {
+            client: lease.client,
+            holder: lease.holder,
+            cause: LeaveCause::Removed,
+        }))
+    }
+
+    /// Ends every lease of `identity` now (the server API), earliest
+    /// joined first.
+    pub fn remove_identity(&mut self, identity: &str) -> Vec<Sequenced> {
+        let mut ids: Vec<(UnixMillis, ClientId)> = self
+            .leases
+            .values()
+            .filter(|l| l.client.identity == identity)
+            .map(|l| (l.client.joined_at, l.client.id.clone()))
+            .collect();
+        ids.sort();
+        ids.into_iter()
+            .filter_map(|(_, id)| self.remove_client(&id))
+            .collect()
     }
 
     /// Ends every lease that is no longer alive at `now`, earliest first.
@@ -509,6 +604,66 @@ mod tests {
             JoinError::SpaceFull.close_code(),
             crate::CloseCode::TryAgainLater
         );
+    }
+
+    #[test]
+    fn update_replaces_the_record_renews_and_is_sequenced() {
+        let mut r = Roster::new();
+        r.join("a", id("x"), ConnId(1), UnixMillis(0), TTL).unwrap();
+        let state = crate::Json::object(r#"{"s":1}"#).unwrap();
+        let record = r.get(&id("x")).unwrap().client.with_state(Some(state));
+        assert_eq!(
+            r.update(record.clone(), ConnId(2), UnixMillis(10), TTL),
+            None
+        );
+        let ev = r
+            .update(record.clone(), ConnId(1), UnixMillis(500), TTL)
+            .unwrap();
+        assert_eq!(ev.seq, 2);
+        assert_eq!(
+            ev.event,
+            RosterEvent::Updated {
+                client: record.clone(),
+                holder: ConnId(1)
+            }
+        );
+        assert_eq!(r.next_expiry(), Some(UnixMillis(1500)));
+        assert_eq!(r.get(&id("x")).unwrap().client, record);
+        // A resume keeps the state; an expired lease takes no update.
+        let ev = r
+            .join("a", id("x"), ConnId(3), UnixMillis(600), TTL)
+            .unwrap();
+        assert_eq!(ev[0].event.client(), &record);
+        assert_eq!(r.update(record, ConnId(3), UnixMillis(1600), TTL), None);
+    }
+
+    #[test]
+    fn a_leave_carries_the_last_record_and_removal_its_cause() {
+        let mut r = Roster::new();
+        r.join("a", id("x"), ConnId(1), UnixMillis(0), TTL).unwrap();
+        r.join("a", id("y"), ConnId(2), UnixMillis(1), TTL).unwrap();
+        r.join("b", id("z"), ConnId(3), UnixMillis(2), TTL).unwrap();
+        let last = r
+            .get(&id("z"))
+            .unwrap()
+            .client
+            .with_state(crate::Json::object("{}").ok());
+        let ev = r
+            .leave_with(&id("z"), ConnId(3), Some(last.clone()))
+            .unwrap();
+        assert_eq!(ev.event.client(), &last);
+        let ev = r.remove_identity("a");
+        assert_eq!(ev.len(), 2);
+        assert!(ev.iter().all(|e| matches!(
+            e.event,
+            RosterEvent::Left {
+                cause: LeaveCause::Removed,
+                ..
+            }
+        )));
+        assert_eq!(ev[0].event.client().id, id("x"));
+        assert!(r.is_empty());
+        assert_eq!(r.remove_client(&id("x")), None);
     }
 
     #[test]

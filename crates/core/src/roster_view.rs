@@ -39,11 +39,7 @@ mod tests {
     use crate::{ClientId, UnixMillis};
 
     fn client(id: &str, identity: &str, at: u64) -> ClientInfo {
-        ClientInfo {
-            id: ClientId::parse(id).unwrap(),
-            identity: identity.into(),
-            joined_at: UnixMillis(at),
-        }
+        ClientInfo::new(ClientId::parse(id).unwrap(), identity, UnixMillis(at))
     }
 
     #[test]

@@ -8,17 +8,23 @@ use crate::error_kind::ErrorKind;
 use crate::hub::{refuse, Hub};
 use crate::inbound::Frame;
 use crate::join::JoinRequest;
+use crate::json::Json;
 use crate::output::{Command, Disconnect, Output};
 use crate::roster::{Roster, RosterEvent, Sequenced};
 use crate::time::UnixMillis;
 
-/// The per-space settings of section 9.
+/// The per-space settings of sections 9 and 15.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpaceConfig {
     /// Lease length, ms (`PRESENCE_TTL`).
     pub ttl_ms: u64,
     /// Largest accepted message, bytes (`MAX_MESSAGE_BYTES`).
     pub max_message_bytes: usize,
+    /// Largest state (as sent) or `info`, bytes (`MAX_STATE_BYTES`).
+    pub max_state_bytes: usize,
+    /// One client's updates reach the others at most once per this many
+    /// ms (`UPDATE_INTERVAL_MS`; 0: every one).
+    pub update_interval_ms: u64,
 }
 
 impl Default for SpaceConfig {
@@ -26,7 +32,17 @@ impl Default for SpaceConfig {
         SpaceConfig {
             ttl_ms: crate::DEFAULT_PRESENCE_TTL_MS,
             max_message_bytes: crate::DEFAULT_MAX_MESSAGE_BYTES,
+            max_state_bytes: crate::defaults::DEFAULT_MAX_STATE_BYTES,
+            update_interval_ms: crate::defaults::DEFAULT_UPDATE_INTERVAL_MS,
         }
+    }
+}
+
+impl SpaceConfig {
+    /// A hub under these settings whose view is the roster as of `applied`.
+    pub(crate) fn hub(&self, applied: u64) -> Hub {
+        Hub::new(self.max_message_bytes, applied)
+            .with_updates(self.max_state_bytes, self.update_interval_ms)
     }
 }
 
@@ -74,7 +90,7 @@ impl Space {
     /// A space around a stored roster, with no sockets yet: the view starts
     /// as the roster, since whoever reconnects is welcomed from it.
     pub fn restore(config: SpaceConfig, roster: Roster) -> Self {
-        let mut hub = Hub::new(config.max_message_bytes, 0);
+        let mut hub = config.hub(0);
         let snapshot = roster.leases().map(|l| (l.client.clone(), l.holder));
         hub.resync(snapshot, roster.seq(), &mut Vec::new());
         Space {
@@ -105,15 +121,26 @@ impl Space {
         let mut step = self.swept(now);
         let id = request.id.clone().unwrap_or_else(fresh_id);
         self.hub.open(conn, id.clone());
-        match self.roster.join_limited(
-            &request.identity,
-            id,
-            conn,
-            now,
-            self.config.ttl_ms,
-            self.max_clients,
-        ) {
-            Ok(events) => self.apply(events, &mut step),
+        let fresh = request.fresh_client(id, now);
+        match self
+            .roster
+            .admit(fresh, conn, now, self.config.ttl_ms, self.max_clients)
+        {
+            Ok(events) => {
+                // A resume that changes the record (`state=`, other info):
+                // one update after it.
+                let resumed = events.iter().find_map(|e| match &e.event {
+                    RosterEvent::Resumed { client, holder, .. } if *holder == conn => {
+                        request.resumed_client(client)
+                    }
+                    _ => None,
+                });
+                self.apply(events, &mut step);
+                if let Some(client) = resumed {
+                    let events = self.roster.update(client, conn, now, self.config.ttl_ms);
+                    self.apply(events.into_iter().collect(), &mut step);
+                }
+            }
             Err(error) => {
                 step.errors.push(error.kind());
                 self.hub.refuse(conn, &error, &mut step.outputs);
@@ -159,7 +186,7 @@ impl Space {
     /// A socket sent a frame.
     pub fn frame(&mut self, conn: ConnId, frame: Frame<'_>, now: UnixMillis) -> Step {
         let mut step = self.swept(now);
-        let framed = self.hub.frame(conn, frame, &mut step.outputs);
+        let framed = self.hub.frame(conn, frame, now, &mut step.outputs);
         step.errors.extend(framed.error);
         if let Some(command) = framed.command {
             self.execute(command, now, &mut step);
@@ -176,28 +203,66 @@ impl Space {
         step
     }
 
-    /// The time is now `now`: expire what has run out.
+    /// The time is now `now`: expire what has run out, send the held
+    /// updates that are due.
     pub fn tick(&mut self, now: UnixMillis) -> Step {
-        self.swept(now)
+        let mut step = self.swept(now);
+        for command in self.hub.due_updates(now) {
+            self.execute(command, now, &mut step);
+        }
+        step
     }
 
-    /// Closes every socket with 1012 and keeps the leases.
-    pub fn shutdown(&mut self) -> Step {
+    /// Closes every socket with 1012 and keeps the leases, with the
+    /// updates they held stored.
+    pub fn shutdown(&mut self, now: UnixMillis) -> Step {
         let mut step = Step::default();
-        self.hub.shutdown(&mut step.outputs);
+        for command in self.hub.shutdown(&mut step.outputs) {
+            self.execute(command, now, &mut step);
+        }
         step
     }
 
     /// Closes one socket with `code`, keeping its lease (1011).
-    pub fn evict(&mut self, conn: ConnId, code: crate::CloseCode) -> Step {
+    pub fn evict(&mut self, conn: ConnId, code: crate::CloseCode, now: UnixMillis) -> Step {
         let mut step = Step::default();
-        self.hub.evict(conn, code, &mut step.outputs);
+        if let Some(command) = self.hub.evict(conn, code, &mut step.outputs) {
+            self.execute(command, now, &mut step);
+        }
         step
     }
 
-    /// When to call [`Space::tick`] next, if any lease is running.
+    /// A broadcast of the server API (`from: null`) to every client.
+    pub fn server_broadcast(&mut self, data: &Json) -> Step {
+        let mut step = Step::default();
+        self.hub.server_broadcast(data, &mut step.outputs);
+        step
+    }
+
+    /// The server API removes lease `id`: its socket gets `Removed` and
+    /// close 4003, everyone else a leave with reason `removed`.
+    pub fn remove_client(&mut self, id: &ClientId, now: UnixMillis) -> Step {
+        let mut step = self.swept(now);
+        let events = self.roster.remove_client(id).into_iter().collect();
+        self.apply(events, &mut step);
+        step
+    }
+
+    /// [`Space::remove_client`] for every lease of `identity`.
+    pub fn remove_identity(&mut self, identity: &str, now: UnixMillis) -> Step {
+        let mut step = self.swept(now);
+        let events = self.roster.remove_identity(identity);
+        self.apply(events, &mut step);
+        step
+    }
+
+    /// When to call [`Space::tick`] next: the next lease end or held
+    /// update, if any.
     pub fn next_deadline(&self) -> Option<UnixMillis> {
-        self.roster.next_expiry()
+        match (self.roster.next_expiry(), self.hub.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// No sockets and no leases: the target may drop the space.
@@ -234,9 +299,29 @@ impl Space {
                     step.renewed.push(id);
                 }
             }
-            Command::Leave { id, holder } => {
-                let events: Vec<Sequenced> = self.roster.leave(&id, holder).into_iter().collect();
-                self.apply(events, step);
+            Command::Leave { id, holder, held } => {
+                let last = held.and_then(|state| {
+                    let lease = self.roster.get(&id).filter(|l| l.holder == holder)?;
+                    Some(lease.client.with_state(state))
+                });
+                let events = self.roster.leave_with(&id, holder, last);
+                self.apply(events.into_iter().collect(), step);
+            }
+            Command::Update { id, holder, state } => {
+                let Some(lease) = self.roster.get(&id).filter(|l| l.holder == holder) else {
+                    return;
+                };
+                let client = lease.client.with_state(state);
+                if let Some(event) = self.roster.update(client, holder, now, self.config.ttl_ms) {
+                    step.renewed.push(id);
+                    self.apply(vec![event], step);
+                }
+            }
+            Command::Relay { id, holder, relay } => {
+                if self.roster.renew(&id, holder, now, self.config.ttl_ms) {
+                    step.renewed.push(id.clone());
+                    self.hub.relay(&id, &relay, &mut step.outputs);
+                }
             }
         }
     }
@@ -254,6 +339,7 @@ pub fn event_kind(event: &RosterEvent) -> &'static str {
     match event {
         RosterEvent::Joined { .. } => "join",
         RosterEvent::Resumed { .. } => "resume",
+        RosterEvent::Updated { .. } => "update",
         RosterEvent::Left {
             cause: crate::LeaveCause::Closed,
             ..
@@ -262,6 +348,10 @@ pub fn event_kind(event: &RosterEvent) -> &'static str {
             cause: crate::LeaveCause::Expired,
             ..
         } => "expire",
+        RosterEvent::Left {
+            cause: crate::LeaveCause::Removed,
+            ..
+        } => "remove",
     }
 }
 

@@ -60,6 +60,10 @@ pub enum AuthError {
     /// The `spaces` claim does not admit the space.
     #[error("token does not admit this space")]
     SpaceNotAdmitted,
+    /// The `info` claim is not a JSON object of at most `MAX_STATE_BYTES`
+    /// bytes (section 11).
+    #[error("invalid info")]
+    InvalidInfo,
 }
 
 /// The claims Longhouse reads; others are ignored.
@@ -78,6 +82,10 @@ pub struct Claims {
     /// every space.
     #[serde(default)]
     pub spaces: Option<Vec<String>>,
+    /// Facts the backend vouches for (section 11), shown in client objects;
+    /// checked by [`Claims::info_object`]. `null` is the same as absent.
+    #[serde(default)]
+    pub info: Option<serde_json::Value>,
 }
 
 impl Claims {
@@ -91,6 +99,31 @@ impl Claims {
             None => p == space.as_str(),
         })
     }
+}
+
+impl Claims {
+    /// The `info` claim as a compact object of at most `max_bytes` bytes
+    /// (`None` if absent).
+    pub fn info_object(&self, max_bytes: usize) -> Result<Option<crate::Json>, AuthError> {
+        let Some(info) = &self.info else {
+            return Ok(None);
+        };
+        let info = crate::Json::from_value(info).map_err(|_| AuthError::InvalidInfo)?;
+        if info.len() > max_bytes {
+            return Err(AuthError::InvalidInfo);
+        }
+        Ok(Some(info))
+    }
+}
+
+/// What a token admits a join as: the identity (`None` with auth off and
+/// no `identity` parameter) and the signed `info`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorized {
+    /// The identity the join may use.
+    pub identity: Option<String>,
+    /// The token's `info` claim, checked.
+    pub info: Option<crate::Json>,
 }
 
 /// Checks an HS256 token against `secrets` (any one may have signed it, so
@@ -230,8 +263,25 @@ impl Auth {
         token: Option<&str>,
         now: UnixMillis,
     ) -> Result<Option<String>, AuthError> {
+        self.authorize_join(space, identity, token, now, usize::MAX)
+            .map(|a| a.identity)
+    }
+
+    /// [`Auth::authorize`], with the token's `info` claim checked against
+    /// `max_info_bytes` (`MAX_STATE_BYTES`) and returned.
+    pub fn authorize_join(
+        &self,
+        space: &SpaceName,
+        identity: Option<&str>,
+        token: Option<&str>,
+        now: UnixMillis,
+        max_info_bytes: usize,
+    ) -> Result<Authorized, AuthError> {
         if !self.is_on() {
-            return Ok(identity.map(str::to_owned));
+            return Ok(Authorized {
+                identity: identity.map(str::to_owned),
+                info: None,
+            });
         }
         let token = token.ok_or(AuthError::MissingToken)?;
         let secrets: Vec<&[u8]> = self.secrets.iter().map(Vec::as_slice).collect();
@@ -246,7 +296,11 @@ impl Auth {
         if identity.is_some_and(|i| i != sub) {
             return Err(AuthError::IdentityMismatch);
         }
-        Ok(Some(sub.to_owned()))
+        let info = claims.info_object(max_info_bytes)?;
+        Ok(Authorized {
+            identity: Some(sub.to_owned()),
+            info,
+        })
     }
 }
 
@@ -380,6 +434,7 @@ mod tests {
             sub: None,
             exp: None,
             nbf: None,
+            info: None,
             spaces: Some(vec!["doc-1".into(), "team-7/*".into()]),
         };
         let s = |n: &str| SpaceName::parse(n).unwrap();

@@ -1,4 +1,5 @@
-//! What the server sends, byte for byte as section 2 to 4 show it.
+//! What the server sends, byte for byte as sections 2 to 4 and 10 to 13
+//! show it.
 
 use std::sync::Arc;
 
@@ -6,9 +7,13 @@ use serde::ser::{SerializeMap, SerializeStruct};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::client_id::ClientId;
+use crate::json::Json;
+use crate::roster::LeaveCause;
 use crate::time::UnixMillis;
 
-/// One present client as rosters and events show it.
+/// One present client as rosters and events show it. The optional parts
+/// (v2) are absent from its JSON when they are `None`, so a space where
+/// nobody uses them shows v1's client objects byte for byte.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ClientInfo {
     /// The lease's client id.
@@ -17,14 +22,58 @@ pub struct ClientInfo {
     pub identity: String,
     /// When the lease began; a resume keeps it.
     pub joined_at: UnixMillis,
+    /// The 2015 `username` parameter, when it was given (section 11).
+    pub username: Option<String>,
+    /// The token's signed `info` claim (section 11).
+    pub info: Option<Json>,
+    /// The presence state (section 10); `None` is `null`.
+    pub state: Option<Json>,
+}
+
+impl ClientInfo {
+    /// A client with none of the optional parts.
+    pub fn new(id: ClientId, identity: impl Into<String>, joined_at: UnixMillis) -> Self {
+        ClientInfo {
+            id,
+            identity: identity.into(),
+            joined_at,
+            username: None,
+            info: None,
+            state: None,
+        }
+    }
+
+    /// Whether `other` is the same lease (id, identity, `joinedAt`),
+    /// whatever its state, info and username: a difference in those is an
+    /// update, in these a leave and a join.
+    pub fn same_lease(&self, other: &ClientInfo) -> bool {
+        self.id == other.id && self.identity == other.identity && self.joined_at == other.joined_at
+    }
+
+    /// This client with `state` instead of its own.
+    pub fn with_state(&self, state: Option<Json>) -> ClientInfo {
+        ClientInfo {
+            state,
+            ..self.clone()
+        }
+    }
 }
 
 impl Serialize for ClientInfo {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("ClientInfo", 3)?;
+        let mut st = s.serialize_struct("ClientInfo", 6)?;
         st.serialize_field("id", self.id.as_str())?;
         st.serialize_field("identity", &self.identity)?;
         st.serialize_field("joinedAt", &self.joined_at.to_rfc3339())?;
+        if let Some(username) = &self.username {
+            st.serialize_field("username", username)?;
+        }
+        if let Some(info) = &self.info {
+            st.serialize_field("info", info)?;
+        }
+        if let Some(state) = &self.state {
+            st.serialize_field("state", state)?;
+        }
         st.end()
     }
 }
@@ -37,14 +86,29 @@ impl<'de> Deserialize<'de> for ClientInfo {
             identity: String,
             #[serde(rename = "joinedAt")]
             joined_at: String,
+            #[serde(default)]
+            username: Option<String>,
+            #[serde(default)]
+            info: Option<Json>,
+            #[serde(default)]
+            state: Option<Json>,
         }
         let raw = Raw::deserialize(d)?;
         let joined_at = UnixMillis::parse_rfc3339(&raw.joined_at)
             .ok_or_else(|| serde::de::Error::custom("joinedAt is not RFC 3339"))?;
+        let object = |j: Option<Json>| match j {
+            Some(j) if !j.as_str().starts_with('{') => {
+                Err(serde::de::Error::custom("state and info must be objects"))
+            }
+            j => Ok(j),
+        };
         Ok(ClientInfo {
             id: raw.id,
             identity: raw.identity,
             joined_at,
+            username: raw.username,
+            info: object(raw.info)?,
+            state: object(raw.state)?,
         })
     }
 }
@@ -62,8 +126,35 @@ pub enum ServerMessage {
     },
     /// Someone else joined.
     RemoteJoin(ClientInfo),
-    /// Someone else left, closed or expired.
-    RemoteLeave(ClientInfo),
+    /// Someone else left, and why (section 12); the client as last seen,
+    /// its latest state included.
+    RemoteLeave {
+        /// Who left.
+        client: ClientInfo,
+        /// Why.
+        reason: LeaveCause,
+    },
+    /// Someone else's state (or info, or username) changed (section 10).
+    RemoteUpdate(ClientInfo),
+    /// A message that is not presence (section 13): from a client, or from
+    /// the server API (`from` is `None`, `null` on the wire).
+    Broadcast {
+        /// The sender's id.
+        from: Option<ClientId>,
+        /// Whatever it sent.
+        data: Json,
+    },
+    /// The 2015 cursor relay: the sender's object, its `clientId` set to
+    /// the sender's id.
+    Cursor {
+        /// The sender's id.
+        from: ClientId,
+        /// The fields the sender sent (any `clientId` among them is
+        /// replaced).
+        fields: Arc<serde_json::Map<String, serde_json::Value>>,
+    },
+    /// The server API removed the recipient's lease; a close 4003 follows.
+    Removed,
     /// The recipient's own lease ran out; a close 4000 follows.
     Expired,
     /// Something the client did was refused (section 6).
@@ -86,10 +177,27 @@ impl Serialize for ServerMessage {
                 m.serialize_entry("event", "remote join")?;
                 m.serialize_entry("client", c)?;
             }
-            ServerMessage::RemoteLeave(c) => {
+            ServerMessage::RemoteLeave { client, reason } => {
                 m.serialize_entry("event", "remote leave")?;
+                m.serialize_entry("client", client)?;
+                m.serialize_entry("reason", reason.reason())?;
+            }
+            ServerMessage::RemoteUpdate(c) => {
+                m.serialize_entry("event", "remote update")?;
                 m.serialize_entry("client", c)?;
             }
+            ServerMessage::Broadcast { from, data } => {
+                m.serialize_entry("event", "broadcast")?;
+                m.serialize_entry("from", &from.as_ref().map(ClientId::as_str))?;
+                m.serialize_entry("data", data)?;
+            }
+            ServerMessage::Cursor { from, fields } => {
+                for (key, value) in fields.iter().filter(|(k, _)| *k != "clientId") {
+                    m.serialize_entry(key, value)?;
+                }
+                m.serialize_entry("clientId", from.as_str())?;
+            }
+            ServerMessage::Removed => m.serialize_entry("error", REMOVED_TEXT)?,
             ServerMessage::Expired => m.serialize_entry("event", "expired")?,
             ServerMessage::Error(e) => m.serialize_entry("error", e)?,
             ServerMessage::Keepalive => m.serialize_entry("ping", &true)?,
@@ -108,6 +216,9 @@ impl ServerMessage {
     }
 }
 
+/// The error text a removed client gets before its close 4003.
+pub const REMOVED_TEXT: &str = "Removed";
+
 /// The text of the native keepalive, `{"ping":true}`.
 pub const KEEPALIVE_TEXT: &str = r#"{"ping":true}"#;
 /// The exact ping text the edge target answers without waking its hub.
@@ -120,11 +231,7 @@ mod tests {
     use super::*;
 
     fn client(id: &str, identity: &str, ms: u64) -> ClientInfo {
-        ClientInfo {
-            id: ClientId::parse(id).unwrap(),
-            identity: identity.to_owned(),
-            joined_at: UnixMillis(ms),
-        }
+        ClientInfo::new(ClientId::parse(id).unwrap(), identity, UnixMillis(ms))
     }
 
     #[test]
@@ -149,8 +256,12 @@ mod tests {
             r#"{"event":"remote join","client":{"id":"9a11","identity":"b@example.com","joinedAt":"2015-06-05T21:09:28.493Z"}}"#
         );
         assert_eq!(
-            &*ServerMessage::RemoteLeave(b).encode(),
-            r#"{"event":"remote leave","client":{"id":"9a11","identity":"b@example.com","joinedAt":"2015-06-05T21:09:28.493Z"}}"#
+            &*ServerMessage::RemoteLeave {
+                client: b,
+                reason: LeaveCause::Closed
+            }
+            .encode(),
+            r#"{"event":"remote leave","client":{"id":"9a11","identity":"b@example.com","joinedAt":"2015-06-05T21:09:28.493Z"},"reason":"left"}"#
         );
         assert_eq!(&*ServerMessage::Expired.encode(), r#"{"event":"expired"}"#);
         assert_eq!(&*ServerMessage::Keepalive.encode(), KEEPALIVE_TEXT);
@@ -159,6 +270,69 @@ mod tests {
             &*ServerMessage::Error("Unparsable message sent".into()).encode(),
             r#"{"error":"Unparsable message sent"}"#
         );
+    }
+
+    #[test]
+    fn v2_parts_appear_only_when_present() {
+        let mut b = client("9a11", "b@example.com", 1_433_538_568_493);
+        b.username = Some("Bob".into());
+        b.info = Some(Json::object(r#"{"role":"admin"}"#).unwrap());
+        b.state = Some(Json::object(r#"{"x":1,"s":"typing"}"#).unwrap());
+        assert_eq!(
+            &*ServerMessage::RemoteUpdate(b.clone()).encode(),
+            r#"{"event":"remote update","client":{"id":"9a11","identity":"b@example.com","joinedAt":"2015-06-05T21:09:28.493Z","username":"Bob","info":{"role":"admin"},"state":{"s":"typing","x":1}}}"#
+        );
+        let back: ClientInfo = serde_json::from_str(&serde_json::to_string(&b).unwrap()).unwrap();
+        assert_eq!(back, b);
+        for (reason, text) in [
+            (LeaveCause::Closed, "left"),
+            (LeaveCause::Expired, "expired"),
+            (LeaveCause::Removed, "removed"),
+        ] {
+            let leave = ServerMessage::RemoteLeave {
+                client: b.clone(),
+                reason,
+            }
+            .encode();
+            assert!(
+                leave.ends_with(&format!(r#","reason":"{text}"}}"#)),
+                "{leave}"
+            );
+        }
+        let bad = r#"{"id":"x","identity":"i","joinedAt":"2015-06-05T21:09:28.493Z","state":[1]}"#;
+        assert!(serde_json::from_str::<ClientInfo>(bad).is_err());
+    }
+
+    #[test]
+    fn broadcasts_and_cursors() {
+        let data: &serde_json::value::RawValue = serde_json::from_str(r#"{"a": [1]}"#).unwrap();
+        assert_eq!(
+            &*ServerMessage::Broadcast {
+                from: Some(ClientId::parse("s1").unwrap()),
+                data: Json::raw(data)
+            }
+            .encode(),
+            r#"{"event":"broadcast","from":"s1","data":{"a": [1]}}"#
+        );
+        assert_eq!(
+            &*ServerMessage::Broadcast {
+                from: None,
+                data: Json::raw(serde_json::from_str("7").unwrap())
+            }
+            .encode(),
+            r#"{"event":"broadcast","from":null,"data":7}"#
+        );
+        let fields: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(r#"{"action":"cursor","x":3,"clientId":"forged"}"#).unwrap();
+        assert_eq!(
+            &*ServerMessage::Cursor {
+                from: ClientId::parse("s1").unwrap(),
+                fields: Arc::new(fields)
+            }
+            .encode(),
+            r#"{"action":"cursor","x":3,"clientId":"s1"}"#
+        );
+        assert_eq!(&*ServerMessage::Removed.encode(), r#"{"error":"Removed"}"#);
     }
 
     #[test]

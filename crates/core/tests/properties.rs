@@ -191,6 +191,7 @@ fn holder_of(event: &RosterEvent) -> ConnId {
     match event {
         RosterEvent::Joined { holder, .. }
         | RosterEvent::Resumed { holder, .. }
+        | RosterEvent::Updated { holder, .. }
         | RosterEvent::Left { holder, .. } => *holder,
     }
 }
@@ -361,6 +362,7 @@ impl World {
             space: Space::new(SpaceConfig {
                 ttl_ms: TTL,
                 max_message_bytes: MAX,
+                ..SpaceConfig::default()
             }),
             now: START,
             seq: 0,
@@ -399,7 +401,10 @@ impl World {
             .collect();
         due.sort();
         for (_, id) in due {
-            let leave = format!(r#"{{"event":"remote leave","client":{}}}"#, self.info(&id));
+            let leave = format!(
+                r#"{{"event":"remote leave","client":{},"reason":"expired"}}"#,
+                self.info(&id)
+            );
             let lease = self.leases.remove(&id).unwrap();
             exp.events.push(("expire", id.clone(), lease.holder));
             if let Some(c) = self.conns.get_mut(&lease.holder) {
@@ -416,7 +421,10 @@ impl World {
     /// The open socket `conn` ends its lease (a clean close or a violation).
     fn leave(&mut self, conn: ConnId, exp: &mut Expect) {
         let id = self.conns[&conn].id.clone();
-        let leave = format!(r#"{{"event":"remote leave","client":{}}}"#, self.info(&id));
+        let leave = format!(
+            r#"{{"event":"remote leave","client":{},"reason":"left"}}"#,
+            self.info(&id)
+        );
         let lease = self.leases.remove(&id).unwrap();
         assert_eq!(lease.holder, conn, "model: an open socket holds its lease");
         exp.events.push(("leave", id.clone(), conn));
@@ -467,7 +475,8 @@ impl World {
                     exp.push(c, Exp::Close(1011));
                     self.conns.get_mut(&c).unwrap().state = State::ServerClosed;
                 }
-                self.space.evict(conn, CloseCode::InternalError)
+                self.space
+                    .evict(conn, CloseCode::InternalError, UnixMillis(self.now))
             }
             Op::Restart => {
                 for (conn, c) in self.conns.iter_mut() {
@@ -476,7 +485,7 @@ impl World {
                         exp.push(*conn, Exp::Close(1012));
                     }
                 }
-                let step = self.space.shutdown();
+                let step = self.space.shutdown(UnixMillis(self.now));
                 let roster = self.space.roster();
                 let stored = Roster::restore(roster.leases().cloned(), roster.seq());
                 self.space = Space::restore(self.space.config(), stored);
@@ -689,11 +698,11 @@ impl World {
             }
         }
 
-        let request = JoinRequest {
-            space: SpaceName::parse("room").unwrap(),
-            identity: name.to_owned(),
-            id: requested.then(|| ClientId::parse(&id).unwrap()),
-        };
+        let request = JoinRequest::new(
+            SpaceName::parse("room").unwrap(),
+            name,
+            requested.then(|| ClientId::parse(&id).unwrap()),
+        );
         let fresh = ClientId::parse(&id).unwrap();
         self.space
             .join(conn, &request, move || fresh, UnixMillis(self.now))
@@ -1027,6 +1036,9 @@ impl Net {
                     );
                     self.fates.insert(*replaced, Fate::Replaced);
                 }
+                RosterEvent::Updated { client, .. } => {
+                    prop_assert!(state.contains_key(client.id.as_str()));
+                }
                 RosterEvent::Left {
                     client,
                     holder,
@@ -1051,14 +1063,14 @@ impl Net {
             Some(Command::Renew { id, holder }) => {
                 self.roster.renew(&id, holder, UnixMillis(self.now), TTL);
             }
-            Some(Command::Leave { id, holder }) => {
+            Some(Command::Leave { id, holder, .. }) => {
                 let held = self.roster.get(&id).is_some_and(|l| l.holder == holder);
                 let events: Vec<Sequenced> = self.roster.leave(&id, holder).into_iter().collect();
                 // A replaced socket's close causes no leave.
                 prop_assert_eq!(events.len(), usize::from(held));
                 self.publish(events)?;
             }
-            None => {}
+            Some(Command::Update { .. } | Command::Relay { .. }) | None => {}
         }
         Ok(())
     }
@@ -1151,7 +1163,7 @@ impl Net {
                         HubOp::Ping(_) => Frame::Text(PING_TEXT.as_bytes()),
                         _ => Frame::Oversized,
                     };
-                    let command = self.hubs[hub].frame(conn, frame, &mut out);
+                    let command = self.hubs[hub].frame(conn, frame, UnixMillis(self.now), &mut out);
                     self.execute(command.command)?;
                 }
             }

@@ -23,6 +23,7 @@ fn space() -> SharedSpace {
         SharedConfig::new(SpaceConfig {
             ttl_ms: TTL,
             max_message_bytes: 4096,
+            ..SpaceConfig::default()
         }),
         StoreClock::new(),
     )
@@ -156,11 +157,11 @@ fn a_gap_resynchronises_after_the_patience_and_an_overflow_at_once() {
             id: longhouse_core::shared::CallId(99),
             history: Default::default(),
             op: StoreOp::Join {
-                client: longhouse_core::ClientInfo {
-                    id: longhouse_core::ClientId::parse(id).unwrap(),
-                    identity: "bob".into(),
-                    joined_at: UnixMillis(T + 2),
-                },
+                client: longhouse_core::ClientInfo::new(
+                    longhouse_core::ClientId::parse(id).unwrap(),
+                    "bob",
+                    UnixMillis(T + 2),
+                ),
                 holder: ConnId(conn),
                 snapshot: false,
             },
@@ -256,6 +257,7 @@ fn the_space_wakes_when_a_lease_ends_by_the_stores_clock() {
         SharedConfig::new(SpaceConfig {
             ttl_ms: TTL,
             max_message_bytes: 4096,
+            ..SpaceConfig::default()
         }),
         clock,
     );

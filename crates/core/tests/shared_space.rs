@@ -49,6 +49,7 @@ fn config() -> SharedConfig {
     let mut c = SharedConfig::new(SpaceConfig {
         ttl_ms: TTL,
         max_message_bytes: 4096,
+        ..SpaceConfig::default()
     });
     c.placeholder_ms = PLACEHOLDER;
     c.max_held_events = 8;

@@ -47,6 +47,7 @@ impl Harness {
         Self::around(Space::new(SpaceConfig {
             ttl_ms,
             max_message_bytes,
+            ..SpaceConfig::default()
         }))
     }
 
@@ -64,11 +65,11 @@ impl Harness {
     }
 
     fn request(identity: &str, id: Option<&str>) -> JoinRequest {
-        JoinRequest {
-            space: SpaceName::parse("room").unwrap(),
-            identity: identity.to_owned(),
-            id: id.map(|s| ClientId::parse(s).unwrap()),
-        }
+        JoinRequest::new(
+            SpaceName::parse("room").unwrap(),
+            identity,
+            id.map(|s| ClientId::parse(s).unwrap()),
+        )
     }
 
     fn new_conn(&mut self) -> ConnId {
@@ -224,7 +225,11 @@ fn remote_join(client: &str) -> String {
 }
 
 fn remote_leave(client: &str) -> String {
-    format!(r#"{{"event":"remote leave","client":{client}}}"#)
+    format!(r#"{{"event":"remote leave","client":{client},"reason":"left"}}"#)
+}
+
+fn remote_expired(client: &str) -> String {
+    format!(r#"{{"event":"remote leave","client":{client},"reason":"expired"}}"#)
 }
 
 fn error(message: &str) -> String {
@@ -451,7 +456,7 @@ fn lost_connection_keeps_the_lease_until_it_runs_out() {
     assert!(h.last.outputs.is_empty());
     assert!(h.lease("a").is_some());
     h.tick_at(T0 + TTL);
-    assert_eq!(h.take(b), vec![remote_leave(&info("a", "a", T0))]);
+    assert_eq!(h.take(b), vec![remote_expired(&info("a", "a", T0))]);
     assert_eq!(h.last_kinds(), vec!["expire"]);
     // The lost socket is gone: nothing is sent or closed for it.
     assert_eq!(h.take(a), Vec::<String>::new());
@@ -491,7 +496,7 @@ fn expiry_tells_an_open_holder_then_closes_4000_and_tells_others() {
         ]
     );
     assert_eq!(h.closed_with(a), Some(4000));
-    assert_eq!(h.take(b), vec![remote_leave(&info("a", "a", T0))]);
+    assert_eq!(h.take(b), vec![remote_expired(&info("a", "a", T0))]);
     // The holder's close report afterwards changes nothing.
     h.close(a, Disconnect::Clean);
     assert!(h.last.outputs.is_empty());
@@ -523,7 +528,7 @@ fn ping_renews_and_gets_no_answer() {
     );
     // b did not ping and goes; a stays.
     h.tick_at(T0 + TTL);
-    assert_eq!(h.take(a), vec![remote_leave(&info("b", "b", T0))]);
+    assert_eq!(h.take(a), vec![remote_expired(&info("b", "b", T0))]);
     assert_eq!(h.closed_with(b), Some(4000));
     h.tick_at(T0 + 2 * TTL - 2);
     assert!(h.lease("a").is_some());
@@ -638,7 +643,7 @@ fn any_input_sweeps_not_only_ticks() {
     assert_eq!(
         h.take(b),
         vec![
-            remote_leave(&info("a", "a", T0)),
+            remote_expired(&info("a", "a", T0)),
             error("Unparsable message sent"),
         ]
     );
@@ -670,7 +675,7 @@ fn a_ping_at_the_expiry_instant_is_too_late() {
     assert!(h.last.renewed.is_empty());
     assert_eq!(h.take(b), vec![EXPIRED.to_owned()]);
     assert_eq!(h.closed_with(b), Some(4000));
-    assert_eq!(h.take(a), vec![remote_leave(&info("b", "b", T0))]);
+    assert_eq!(h.take(a), vec![remote_expired(&info("b", "b", T0))]);
     h.now = T0 + 1999;
     h.ping(a);
     assert!(h.last.renewed.is_empty());
@@ -807,7 +812,7 @@ fn resume_after_a_lost_connection_passes_unnoticed() {
     assert_eq!(h.take(b), vec![EXPIRED.to_owned()]);
     assert!(h.lease("a").is_some());
     assert_eq!(h.closed_with(a2), None);
-    assert_eq!(h.take(a2)[1..], [remote_leave(&info("b", "b", T0))]);
+    assert_eq!(h.take(a2)[1..], [remote_expired(&info("b", "b", T0))]);
     h.assert_all_read();
 }
 
@@ -880,7 +885,7 @@ fn resume_after_expiry_is_an_ordinary_join_keeping_the_id() {
     h.tick_at(T0 + 500);
     h.ping(b);
     h.tick_at(T0 + 1000); // swept
-    assert_eq!(h.take(b), vec![remote_leave(&info("a", "a", T0))]);
+    assert_eq!(h.take(b), vec![remote_expired(&info("a", "a", T0))]);
     assert!(h.lease("a").is_none());
     h.tick_at(T0 + 1200);
     // Another identity may now take the id: it is an ordinary join.
@@ -914,7 +919,7 @@ fn resume_after_expiry_not_yet_swept_leaves_then_joins() {
     assert_eq!(
         h.take(b),
         vec![
-            remote_leave(&info("a", "a", T0)),
+            remote_expired(&info("a", "a", T0)),
             remote_join(&info("a", "a", T0 + 1000)),
         ]
     );
@@ -945,7 +950,7 @@ fn resume_after_expiry_with_the_old_socket_still_open_expires_it_first() {
     assert_eq!(
         h.take(b),
         vec![
-            remote_leave(&info("a", "a", T0)),
+            remote_expired(&info("a", "a", T0)),
             remote_join(&info("a", "a", T0 + 1000)),
         ]
     );
@@ -1272,7 +1277,7 @@ fn shutdown_closes_every_socket_1012_and_keeps_the_leases() {
         v
     };
     let seq = h.space.roster().seq();
-    let step = h.space.shutdown();
+    let step = h.space.shutdown(UnixMillis(h.now));
     assert_eq!(
         step.outputs,
         vec![
@@ -1317,7 +1322,9 @@ fn evict_closes_one_socket_and_keeps_its_lease() {
     let b = h.join("b", Some("b"));
     h.take(a);
     h.take(b);
-    let step = h.space.evict(a, CloseCode::InternalError);
+    let step = h
+        .space
+        .evict(a, CloseCode::InternalError, UnixMillis(h.now));
     assert_eq!(
         step.outputs,
         vec![Output::Close {
@@ -1339,7 +1346,7 @@ fn evict_closes_one_socket_and_keeps_its_lease() {
     // Evicting an unknown socket does nothing.
     assert!(h
         .space
-        .evict(ConnId(999), CloseCode::InternalError)
+        .evict(ConnId(999), CloseCode::InternalError, UnixMillis(T0))
         .outputs
         .is_empty());
 }
@@ -1363,7 +1370,7 @@ fn is_idle_only_without_sockets_and_leases() {
     h.tick_at(T0 + 1000);
     assert!(h.space.is_idle());
     h.join("c", Some("c"));
-    h.space.shutdown();
+    h.space.shutdown(UnixMillis(h.now));
     assert!(!h.space.is_idle(), "shutdown keeps the lease");
     // A refused join leaves nothing behind.
     let mut h = Harness::new();
@@ -1418,7 +1425,7 @@ fn restore_lets_clients_resume_without_any_event() {
     h.tick_at(T0 + 1199);
     assert!(h.last.outputs.is_empty());
     h.tick_at(T0 + 1200);
-    let leave = remote_leave(&info("c", "c", T0 + 200));
+    let leave = remote_expired(&info("c", "c", T0 + 200));
     assert_eq!(h.take(a2), vec![leave.clone()]);
     assert_eq!(h.take(b2), vec![leave]);
     // A newcomer is announced to the resumed clients as usual.

@@ -23,7 +23,12 @@ pub struct StateArgs {
     /// Clients in the space, every one of them sending.
     #[arg(long, default_value_t = 100)]
     pub clients: usize,
-    /// Updates per second each client sends.
+    /// Clients that send (the first ones); the others only receive. 0:
+    /// every client sends. With few senders in a large space, the cost of
+    /// one update to its many recipients is what is measured.
+    #[arg(long, default_value_t = 0)]
+    pub senders: usize,
+    /// Updates per second each sending client sends.
     #[arg(long, default_value_t = 20)]
     pub rate_hz: u32,
     /// Seconds of updates.
@@ -63,14 +68,27 @@ pub async fn run(target: &Target, args: &StateArgs) -> (Value, bool) {
         .map(|(i, c)| (i as u32, c))
         .collect();
     let held = live.len();
-    let pairs = (held * held.saturating_sub(1)) as u64;
-    settle(|| load(&counters.joins), pairs / 2, quiet, Duration::ZERO).await;
+    let joined_pairs = (held * held.saturating_sub(1)) as u64;
+    settle(
+        || load(&counters.joins),
+        joined_pairs / 2,
+        quiet,
+        Duration::ZERO,
+    )
+    .await;
+    let sending = if args.senders == 0 {
+        held
+    } else {
+        args.senders.min(held)
+    };
+    // Every receiver's view of every sender's final state.
+    let pairs = (sending * held.saturating_sub(1)) as u64;
     let incomplete_views = live
         .iter()
         .filter(|(_, c)| c.log.lock().expect("log lock").views.len() + 1 != held)
         .count();
     println!(
-        "state: {held}/{} clients in one space ({:?}); {} updates/s each for {} s",
+        "state: {held}/{} clients in one space ({:?}), {sending} of them sending {} updates/s each for {} s",
         args.clients, target.protocol, args.rate_hz, args.secs
     );
 
@@ -83,9 +101,9 @@ pub async fn run(target: &Target, args: &StateArgs) -> (Value, bool) {
     let joins_before = load(&counters.joins);
     let meter = CpuMeter::start(args.server_pid);
     let start = tokio::time::Instant::now() + Duration::from_millis(200);
-    for (k, (n, c)) in live.iter().enumerate() {
+    for (k, (n, c)) in live.iter().take(sending).enumerate() {
         c.storm(Storm {
-            start: start + period.mul_f64(k as f64 / held.max(1) as f64),
+            start: start + period.mul_f64(k as f64 / sending.max(1) as f64),
             period,
             count,
             n: u64::from(*n),
@@ -93,7 +111,7 @@ pub async fn run(target: &Target, args: &StateArgs) -> (Value, bool) {
     }
     let all_sent = settle(
         || load(&counters.sent),
-        held as u64 * u64::from(count),
+        sending as u64 * u64::from(count),
         quiet,
         Duration::ZERO,
     )
@@ -121,6 +139,7 @@ pub async fn run(target: &Target, args: &StateArgs) -> (Value, bool) {
         .collect();
     let senders: Vec<Sent> = logs
         .iter()
+        .take(sending)
         .map(|(n, l)| Sent {
             n: *n,
             at: &l.sent_at,
@@ -137,7 +156,7 @@ pub async fn run(target: &Target, args: &StateArgs) -> (Value, bool) {
     // Every receiver's view of every sender, against the sender's last state.
     let mut lost = 0u64;
     for (r, rl) in &logs {
-        for (s, sl) in &logs {
+        for (s, sl) in logs.iter().take(sending) {
             if r == s {
                 continue;
             }
@@ -231,7 +250,8 @@ pub async fn run(target: &Target, args: &StateArgs) -> (Value, bool) {
     let report = json!({
         "scenario": "state",
         "protocol": format!("{:?}", target.protocol).to_lowercase(),
-        "clients": args.clients, "held": held, "rate_hz": args.rate_hz, "secs": args.secs,
+        "clients": args.clients, "held": held, "senders": sending,
+        "rate_hz": args.rate_hz, "secs": args.secs,
         "sent": f.sent, "all_sent": all_sent,
         "delivered": delivered, "sent_to_receivers": sent_to,
         "span_secs": round3(span_secs), "delivered_per_sec": round3(per_sec),

@@ -8,7 +8,8 @@ use std::fmt;
 
 use longhouse_core::{
     parse_origins, DEFAULT_KEEPALIVE_MS, DEFAULT_MAX_CLIENTS_PER_SPACE, DEFAULT_MAX_MESSAGE_BYTES,
-    DEFAULT_MESSAGE_BURST, DEFAULT_MESSAGE_RATE, DEFAULT_PRESENCE_TTL_MS,
+    DEFAULT_MAX_STATE_BYTES, DEFAULT_MESSAGE_BURST, DEFAULT_MESSAGE_RATE, DEFAULT_PRESENCE_TTL_MS,
+    DEFAULT_UPDATE_INTERVAL_MS,
 };
 
 /// The vars the edge target reads, already validated.
@@ -18,6 +19,11 @@ pub struct EdgeConfig {
     pub presence_ttl_ms: u64,
     /// `MAX_MESSAGE_BYTES`: largest accepted frame in bytes.
     pub max_message_bytes: usize,
+    /// `MAX_STATE_BYTES`: largest state (as sent) or token `info`, bytes.
+    pub max_state_bytes: usize,
+    /// `UPDATE_INTERVAL_MS`: one client's updates reach the others at most
+    /// once per this many ms (0: every one).
+    pub update_interval_ms: u64,
     /// `MAX_CLIENTS_PER_SPACE`: leases per space, 0 for no limit.
     pub max_clients_per_space: usize,
     /// `MESSAGE_RATE`: messages a second per connection, 0 for no limit.
@@ -30,6 +36,12 @@ pub struct EdgeConfig {
     pub auth_secret: Option<String>,
     /// `AUTH_SECRET_PREVIOUS`: also accepted, during a rotation.
     pub auth_secret_previous: Option<String>,
+    /// `ADMIN_TOKEN` (a Worker secret): the server API's bearer token;
+    /// unset, the API's `POST` and `DELETE` are 404.
+    pub admin_token: Option<String>,
+    /// `WEBHOOK_URL` and `WEBHOOK_SECRET` (a Worker secret): where member
+    /// events are POSTed and their signing key; `None` when unset.
+    pub webhook: Option<Webhook>,
     /// `TRACE_HANDLERS=1`: one log line per handler invocation and per
     /// rebuild after a wake, so tests can see what woke the object.
     pub trace_handlers: bool,
@@ -41,13 +53,33 @@ impl fmt::Debug for EdgeConfig {
         f.debug_struct("EdgeConfig")
             .field("presence_ttl_ms", &self.presence_ttl_ms)
             .field("max_message_bytes", &self.max_message_bytes)
+            .field("max_state_bytes", &self.max_state_bytes)
+            .field("update_interval_ms", &self.update_interval_ms)
             .field("max_clients_per_space", &self.max_clients_per_space)
             .field("message_rate", &self.message_rate)
             .field("message_burst", &self.message_burst)
             .field("allowed_origins", &self.allowed_origins)
             .field("auth", &self.auth_secret.is_some())
+            .field("admin_token", &self.admin_token.is_some())
+            .field("webhook", &self.webhook)
             .field("trace_handlers", &self.trace_handlers)
             .finish()
+    }
+}
+
+/// Where member events go (section 14).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// `WEBHOOK_URL`.
+    pub url: String,
+    /// `WEBHOOK_SECRET`, the HMAC key of the signature header.
+    pub secret: String,
+}
+
+impl fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the secret.
+        f.debug_struct("Webhook").field("url", &self.url).finish()
     }
 }
 
@@ -61,6 +93,8 @@ pub enum Problem {
     BelowMinimum(u64),
     /// A whole number beyond what the setting can hold.
     TooLarge,
+    /// Unset, though the named var is set and needs it.
+    RequiredWith(&'static str),
 }
 
 impl fmt::Display for Problem {
@@ -69,6 +103,7 @@ impl fmt::Display for Problem {
             Problem::NotAWholeNumber => f.write_str("expected a whole number"),
             Problem::BelowMinimum(min) => write!(f, "expected a whole number, at least {min}"),
             Problem::TooLarge => f.write_str("too large"),
+            Problem::RequiredWith(other) => write!(f, "required when {other} is set"),
         }
     }
 }
@@ -88,7 +123,8 @@ pub struct ConfigError {
 
 impl ConfigError {
     /// What HTTP callers and clients are told while the Worker refuses to
-    /// serve. Only whole-number vars are validated, so no secret is echoed.
+    /// serve. Only whole-number vars and missing ones are refused, so no
+    /// secret is echoed.
     pub fn public_message(&self) -> String {
         format!("Server misconfigured: {self}")
     }
@@ -138,6 +174,14 @@ impl EdgeConfig {
         Ok(Self {
             presence_ttl_ms: whole(&lookup, "PRESENCE_TTL", DEFAULT_PRESENCE_TTL_MS, 1)?,
             max_message_bytes: whole(&lookup, "MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES, 64)?,
+            // The smallest state is `{}`.
+            max_state_bytes: whole(&lookup, "MAX_STATE_BYTES", DEFAULT_MAX_STATE_BYTES, 2)?,
+            update_interval_ms: whole(
+                &lookup,
+                "UPDATE_INTERVAL_MS",
+                DEFAULT_UPDATE_INTERVAL_MS,
+                0,
+            )?,
             max_clients_per_space: whole(
                 &lookup,
                 "MAX_CLIENTS_PER_SPACE",
@@ -151,6 +195,18 @@ impl EdgeConfig {
                 .unwrap_or_default(),
             auth_secret: get("AUTH_SECRET"),
             auth_secret_previous: get("AUTH_SECRET_PREVIOUS"),
+            admin_token: get("ADMIN_TOKEN"),
+            webhook: match (get("WEBHOOK_URL"), get("WEBHOOK_SECRET")) {
+                (Some(url), Some(secret)) => Some(Webhook { url, secret }),
+                (Some(_), None) => {
+                    return Err(ConfigError {
+                        var: "WEBHOOK_SECRET",
+                        value: String::new(),
+                        problem: Problem::RequiredWith("WEBHOOK_URL"),
+                    })
+                }
+                (None, _) => None,
+            },
             trace_handlers: get("TRACE_HANDLERS").is_some_and(|v| v.trim() == "1"),
         })
     }
@@ -180,7 +236,12 @@ mod tests {
         assert_eq!(config.presence_ttl_ms, 60_000);
         assert_eq!(config.max_message_bytes, 4096);
         assert_eq!(config.max_clients(), Some(1000));
-        assert_eq!((config.message_rate, config.message_burst), (10, 20));
+        assert_eq!(
+            (config.message_rate, config.message_burst),
+            (DEFAULT_MESSAGE_RATE, DEFAULT_MESSAGE_BURST)
+        );
+        assert_eq!(config.max_state_bytes, 1024);
+        assert_eq!(config.update_interval_ms, 50);
         assert!(config.allowed_origins.is_empty());
         assert_eq!(config.auth_secret, None);
     }
@@ -192,6 +253,8 @@ mod tests {
             ("MAX_MESSAGE_BYTES", "64"),
             ("MAX_CLIENTS_PER_SPACE", "0"),
             ("MESSAGE_RATE", "5"),
+            ("MAX_STATE_BYTES", "2"),
+            ("UPDATE_INTERVAL_MS", "0"),
             ("ALLOWED_ORIGINS", "https://a.example, https://b.example"),
             ("AUTH_SECRET", "s3cret"),
         ]))
@@ -200,6 +263,7 @@ mod tests {
         assert_eq!(config.max_message_bytes, 64);
         assert_eq!(config.max_clients(), None);
         assert_eq!(config.message_rate, 5);
+        assert_eq!((config.max_state_bytes, config.update_interval_ms), (2, 0));
         assert_eq!(config.allowed_origins.len(), 2);
         assert_eq!(config.auth_secret.as_deref(), Some("s3cret"));
         assert!(!format!("{config:?}").contains("s3cret"));
@@ -216,6 +280,8 @@ mod tests {
             ("MAX_CLIENTS_PER_SPACE", "many"),
             ("MESSAGE_RATE", "-1"),
             ("MESSAGE_BURST", "twenty"),
+            ("MAX_STATE_BYTES", "1kB"),
+            ("UPDATE_INTERVAL_MS", "-50"),
         ] {
             let err = EdgeConfig::from_lookup(lookup(&[(var, value)])).unwrap_err();
             assert_eq!(
@@ -238,6 +304,7 @@ mod tests {
             ("PRESENCE_TTL", "0", 1),
             ("MESSAGE_BURST", "0", 1),
             ("MAX_MESSAGE_BYTES", "63", 64),
+            ("MAX_STATE_BYTES", "1", 2),
         ] {
             let err = EdgeConfig::from_lookup(lookup(&[(var, value)])).unwrap_err();
             assert_eq!((err.var, err.problem), (var, Problem::BelowMinimum(min)));
@@ -268,6 +335,40 @@ mod tests {
             (1, 1, 64)
         );
         assert_eq!(config.message_rate, 0);
+    }
+
+    #[test]
+    fn admin_token_and_webhook_are_read_and_never_printed() {
+        let config = EdgeConfig::from_lookup(lookup(&[
+            ("ADMIN_TOKEN", "adm1n"),
+            ("WEBHOOK_URL", "http://127.0.0.1:9/hook"),
+            ("WEBHOOK_SECRET", "wh-s3cret"),
+        ]))
+        .unwrap();
+        assert_eq!(config.admin_token.as_deref(), Some("adm1n"));
+        let webhook = config.webhook.clone().unwrap();
+        assert_eq!(
+            (webhook.url.as_str(), webhook.secret.as_str()),
+            ("http://127.0.0.1:9/hook", "wh-s3cret")
+        );
+        let printed = format!("{config:?}");
+        assert!(
+            !printed.contains("adm1n") && !printed.contains("wh-s3cret"),
+            "{printed}"
+        );
+        let off = EdgeConfig::from_lookup(lookup(&[("WEBHOOK_SECRET", "s")])).unwrap();
+        assert_eq!((off.admin_token, off.webhook), (None, None));
+    }
+
+    #[test]
+    fn a_webhook_url_without_its_secret_is_refused() {
+        let err =
+            EdgeConfig::from_lookup(lookup(&[("WEBHOOK_URL", "http://127.0.0.1:9/")])).unwrap_err();
+        assert_eq!(
+            (err.var, err.problem),
+            ("WEBHOOK_SECRET", Problem::RequiredWith("WEBHOOK_URL"))
+        );
+        assert!(err.public_message().contains("WEBHOOK_SECRET"), "{err}");
     }
 
     #[test]

@@ -5,10 +5,7 @@
 use longhouse_core::{origin_allowed, refuse_join, ConnId, JoinError, JoinRequest};
 use worker::{event, Context, Env, Method, Request, Response, Result};
 
-use crate::short_lived;
-
-/// The Durable Object namespace binding in `wrangler.toml`.
-const SPACES: &str = "SPACES";
+use crate::{api, short_lived};
 
 /// `clients/demo/index.html`, the demo page the native server serves too.
 const INDEX_HTML: &str = include_str!("../../../clients/demo/index.html");
@@ -27,6 +24,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             (Method::Get, "/health") => Response::ok("ok"),
             (Method::Get, "/" | "/index.html") => asset(INDEX_HTML, "text/html; charset=utf-8"),
             (Method::Get, "/client.js") => asset(CLIENT_JS, "text/javascript; charset=utf-8"),
+            (Method::Get, _) if api::wants_json(&req) => api::roster(req, &env, &config).await,
             _ => Response::error("Upgrade Required", 426),
         };
     }
@@ -36,14 +34,10 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     }
     let url = req.url()?;
     match JoinRequest::parse_with(url.path(), url.query(), &crate::auth(&config), crate::now()) {
-        // The object is named by the decoded space, so `/a%2Fb` and `/a/b`
-        // meet in one object.
         Ok(join) => {
-            let stub = env
-                .durable_object(SPACES)?
-                .id_from_name(join.space.as_str())?
-                .get_stub()?;
-            stub.fetch_with_request(req).await
+            crate::space_stub(&env, &join.space)?
+                .fetch_with_request(req)
+                .await
         }
         Err(error) => refuse(&error),
     }

@@ -1,8 +1,10 @@
 //! Runtime APIs that `worker` 0.8.7 does not bind.
 //!
 //! `DurableObjectState.getWebSocketAutoResponseTimestamp(ws)` is missing from
-//! both `worker::State` and `worker_sys::DurableObjectState`, so it is declared
-//! here on a local view of the same JavaScript object and reached with
+//! both `worker::State` and `worker_sys::DurableObjectState`, and
+//! `WebSocket.send` is bound only for a Rust `&str` (converted to a new
+//! JavaScript string on every call), so both are declared here on local
+//! views of the same JavaScript objects and reached with
 //! [`JsCast::unchecked_ref`].
 
 use wasm_bindgen::prelude::*;
@@ -22,6 +24,22 @@ extern "C" {
         this: &StateExt,
         ws: &web_sys::WebSocket,
     ) -> Result<Option<js_sys::Date>, JsValue>;
+
+    /// A `WebSocket`, seen through the methods bound here.
+    #[wasm_bindgen(extends = js_sys::Object)]
+    type SocketExt;
+
+    /// `ws.send(text)` with a string already on the JavaScript side.
+    #[wasm_bindgen(method, catch, js_name = send)]
+    fn send_js_string(this: &SocketExt, text: &js_sys::JsString) -> Result<(), JsValue>;
+}
+
+/// Sends `text`, a JavaScript string made once for all of a message's
+/// recipients: a fan-out to N sockets then converts its text from Rust to
+/// JavaScript once, not N times.
+pub fn send_shared(ws: &WebSocket, text: &js_sys::JsString) -> Result<(), JsValue> {
+    let socket: &web_sys::WebSocket = ws.as_ref();
+    socket.unchecked_ref::<SocketExt>().send_js_string(text)
 }
 
 /// When the runtime last sent the auto-response to `ws`, in milliseconds since

@@ -10,6 +10,8 @@ pub mod config;
 pub mod sockets;
 
 #[cfg(target_arch = "wasm32")]
+mod api;
+#[cfg(target_arch = "wasm32")]
 mod entry;
 #[cfg(target_arch = "wasm32")]
 mod ffi;
@@ -59,4 +61,20 @@ fn is_websocket_upgrade(req: &worker::Request) -> bool {
         .ok()
         .flatten()
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// The Durable Object namespace binding in `wrangler.toml`.
+#[cfg(target_arch = "wasm32")]
+const SPACES: &str = "SPACES";
+
+/// The Durable Object of `space`: named by the decoded space, so `/a%2Fb`
+/// and `/a/b` meet in one object.
+#[cfg(target_arch = "wasm32")]
+fn space_stub(
+    env: &worker::Env,
+    space: &longhouse_core::SpaceName,
+) -> worker::Result<worker::Stub> {
+    env.durable_object(SPACES)?
+        .id_from_name(space.as_str())?
+        .get_stub()
 }

@@ -8,22 +8,24 @@
 //! connection and client. A woken object rebuilds its space from both.
 
 use std::cell::{RefCell, RefMut};
+use std::rc::Rc;
 
 use longhouse_core::{
-    event_kind, Auth, ClientId, CloseCode, ConnId, Disconnect, Frame, JoinRequest, Output,
-    ServerMessage, Space as CoreSpace, SpaceConfig, Step, UnixMillis, PING_TEXT, PONG_TEXT,
+    event_kind, roster_json, Auth, ClientId, CloseCode, ConnId, Disconnect, Frame, JoinRequest,
+    Output, RosterEvent, ServerMessage, Space as CoreSpace, SpaceConfig, SpaceName, Step,
+    UnixMillis, PING_TEXT, PONG_TEXT,
 };
 use serde::{Deserialize, Serialize};
 use worker::{
-    console_error, console_log, durable_object, DurableObject, Env, Error, Request, Response,
-    Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
+    console_error, console_log, durable_object, js_sys, DurableObject, Env, Error, Method, Request,
+    Response, Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
     WebSocketRequestResponsePair,
 };
 
 use crate::config::{ConfigError, EdgeConfig};
 use crate::lease_table::LeaseTable;
 use crate::sockets::Sockets;
-use crate::{ffi, now, short_lived};
+use crate::{api, ffi, now, short_lived};
 
 /// What each socket carries across hibernation (`serializeAttachment`,
 /// limited to 2 KiB: this is under 120 bytes).
@@ -62,8 +64,49 @@ struct Settings {
 }
 
 /// The Durable Object class `Space` (binding `SPACES` in `wrangler.toml`).
+/// Its parts are shared (`Rc`) so that work outliving a handler, such as a
+/// webhook delivery, can hold them.
 #[durable_object]
-pub struct Space {
+pub struct Space(Rc<Inner>);
+
+impl DurableObject for Space {
+    fn new(state: State, env: Env) -> Self {
+        Space(Rc::new(Inner::new(state, env)))
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        self.0.fetch(req).await
+    }
+
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> Result<()> {
+        self.0.websocket_message(ws, message).await
+    }
+
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        code: usize,
+        reason: String,
+        was_clean: bool,
+    ) -> Result<()> {
+        self.0.websocket_close(ws, code, reason, was_clean).await
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, error: Error) -> Result<()> {
+        self.0.websocket_error(ws, error).await
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        self.0.alarm().await
+    }
+}
+
+/// What the object is made of.
+struct Inner {
     state: State,
     leases: LeaseTable,
     /// An unusable var makes the object refuse to serve, as the Worker does.
@@ -71,13 +114,15 @@ pub struct Space {
     live: RefCell<Option<Live>>,
 }
 
-impl DurableObject for Space {
+impl Inner {
     fn new(state: State, env: Env) -> Self {
         // Runs on first use and again on every wake from hibernation.
         let settings = crate::edge_config(&env).map(|edge| Settings {
             config: SpaceConfig {
                 ttl_ms: edge.presence_ttl_ms,
                 max_message_bytes: edge.max_message_bytes,
+                max_state_bytes: edge.max_state_bytes,
+                update_interval_ms: edge.update_interval_ms,
             },
             auth: crate::auth(&edge),
             edge,
@@ -102,6 +147,9 @@ impl DurableObject for Space {
             Ok(settings) => settings,
             Err(error) => return short_lived::misconfigured(&req, error),
         };
+        if !crate::is_websocket_upgrade(&req) {
+            return self.plain_http(req).await;
+        }
         let url = req.url()?;
         let request = match JoinRequest::parse_with(url.path(), url.query(), &settings.auth, now())
         {
@@ -233,19 +281,30 @@ impl DurableObject for Space {
             let mut live = self.live()?;
             live.alarm_at = None;
             let now = now();
-            // Read the sockets due within half a lease, not only the due
-            // ones: sockets that keep auto-pinging are then renewed together
-            // and an idle space wakes about once per half lease, not once
-            // per socket.
-            let ahead = now.plus(live.space.config().ttl_ms / 2);
-            self.sweeping(&mut live, ahead, |live| live.space.tick(now))
+            // An alarm for an expiry reads the sockets due within half a
+            // lease, not only the due ones: sockets that keep auto-pinging
+            // are then renewed together and an idle space wakes about once
+            // per half lease, not once per socket. Any other alarm (a held
+            // update due) reads only the due ones, as a message does, so
+            // that frequent flushes cost no reads of idle sockets.
+            let expiry_due = live
+                .space
+                .roster()
+                .next_expiry()
+                .is_some_and(|at| at <= now);
+            let by = if expiry_due {
+                now.plus(live.space.config().ttl_ms / 2)
+            } else {
+                now
+            };
+            self.sweeping(&mut live, by, |live| live.space.tick(now))
         };
         self.carry_out(&self.space_name(), step).await?;
         Response::ok("swept")
     }
 }
 
-impl Space {
+impl Inner {
     /// The live space, rebuilt from storage and attachments after a wake.
     /// Only the handlers that have checked the settings call it.
     fn live(&self) -> Result<RefMut<'_, Live>> {
@@ -353,11 +412,21 @@ impl Space {
     async fn carry_out(&self, space: &str, step: Step) -> Result<()> {
         let alarm = {
             let mut live = self.live()?;
+            // The JavaScript string of the text last sent, by the address of
+            // its `Arc`: a broadcast's sends share one `Arc` and come one
+            // after another, so its text crosses into JavaScript once.
+            let mut shared: Option<(*const u8, js_sys::JsString)> = None;
             for output in &step.outputs {
                 match output {
                     Output::Send { conn, text } => {
                         if let Some(ws) = live.sockets.get(*conn) {
-                            let _ = ws.send_with_str(text);
+                            let key = text.as_ptr();
+                            if shared.as_ref().map(|(k, _)| *k) != Some(key) {
+                                shared = Some((key, js_sys::JsString::from(&**text)));
+                            }
+                            if let Some((_, js)) = &shared {
+                                let _ = ffi::send_shared(ws, js);
+                            }
                         }
                     }
                     Output::Close { conn, code } => {
@@ -369,7 +438,12 @@ impl Space {
                 }
             }
             self.leases.persist(&live.space, &step)?;
+            // Joins and leaves are logged; updates are not, since a cursor
+            // storm would make a log line per update.
             for event in &step.events {
+                if matches!(event.event, RosterEvent::Updated { .. }) {
+                    continue;
+                }
                 let client = event.event.client();
                 console_log!(
                     "{}",
@@ -393,6 +467,36 @@ impl Space {
             }
         }
         Ok(())
+    }
+
+    /// A plain HTTP request the Worker let through (section 14): the
+    /// roster for a `GET`, after a sweep so that no lease already run out
+    /// is listed.
+    async fn plain_http(&self, req: Request) -> Result<Response> {
+        let url = req.url()?;
+        let space = match SpaceName::from_path(url.path()) {
+            Ok(space) => space,
+            Err(error) => return api::json_error(400, &error.to_string()),
+        };
+        match req.method() {
+            Method::Get => {
+                let now = now();
+                let step = {
+                    let mut live = self.live()?;
+                    self.sweeping(&mut live, now, |live| live.space.tick(now))
+                };
+                self.carry_out(space.as_str(), step).await?;
+                let body = {
+                    let live = self.live()?;
+                    roster_json(
+                        &space,
+                        live.space.roster().leases().map(|l| l.client.clone()),
+                    )
+                };
+                api::json(200, &body)
+            }
+            _ => api::json_error(405, "Method not allowed"),
+        }
     }
 
     fn space_name(&self) -> String {

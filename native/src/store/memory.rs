@@ -107,7 +107,7 @@ impl MemoryStore {
         for (name, slot) in self.entries() {
             let guard = lock(&slot.entry);
             if !slot.removed.load(Ordering::SeqCst) {
-                self.work(&name, &slot, guard, Space::shutdown);
+                self.work(&name, &slot, guard, |space| space.shutdown(now()));
             }
         }
     }

@@ -16,6 +16,10 @@ use longhouse_core::{ConnId, Disconnect, Frame, JoinRequest, SpaceName};
 
 use crate::outbox::Outbox;
 
+/// How long a stopping server waits for its last store calls (the updates
+/// its sockets held) before it closes what is left.
+const STORE_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The store behind every space of this process.
 #[derive(Clone)]
 pub enum Store {
@@ -52,10 +56,23 @@ impl Store {
     }
 
     /// Closes every socket with 1012, keeping leases, and refuses new joins.
+    /// With Redis, the updates the sockets held back (coalescing) are
+    /// stored first, each socket closed once its own is: returns when every
+    /// space is done with Redis, or after [`STORE_DRAIN`].
     pub async fn shutdown(&self) {
         match self {
             Store::Memory(m) => m.shutdown(),
-            Store::Redis(r) => r.shutdown(),
+            Store::Redis(r) => {
+                r.shutdown();
+                let drained = async {
+                    while !r.settled() {
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    }
+                };
+                if tokio::time::timeout(STORE_DRAIN, drained).await.is_err() {
+                    tracing::warn!("stopping: store calls still in flight after the drain period");
+                }
+            }
         }
     }
 

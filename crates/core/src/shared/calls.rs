@@ -59,12 +59,30 @@ pub enum StoreOp {
         /// The socket that pinged.
         holder: ConnId,
     },
-    /// [`crate::Roster::leave`] after a sweep.
+    /// [`crate::Roster::leave_with`] after a sweep.
     Leave {
         /// The lease.
         id: ClientId,
         /// The socket that closed.
         holder: ConnId,
+        /// The record the leave shows instead of the stored one (a held
+        /// update flushed into the leave).
+        last: Option<ClientInfo>,
+    },
+    /// [`crate::Roster::update`] after a sweep.
+    Update {
+        /// The lease's new record (its holder's instance knows it).
+        client: ClientInfo,
+        /// The socket that sent the update.
+        holder: ConnId,
+    },
+    /// A broadcast or cursor: one publish on the space's channel, with the
+    /// space's sequence number; a client's renews its lease.
+    Relay {
+        /// The sender and its socket; `None` for the server API.
+        from: Option<(ClientId, ConnId)>,
+        /// The message as every recipient gets it.
+        text: std::sync::Arc<str>,
     },
     /// [`crate::Roster::sweep`].
     Sweep,
@@ -149,8 +167,12 @@ pub mod scripts {
     pub const JOIN: &str = script!("join.lua");
     /// [`crate::Roster::renew`] after a sweep.
     pub const RENEW: &str = script!("renew.lua");
-    /// [`crate::Roster::leave`] after a sweep.
+    /// [`crate::Roster::leave_with`] after a sweep.
     pub const LEAVE: &str = script!("leave.lua");
+    /// [`crate::Roster::update`] after a sweep.
+    pub const UPDATE: &str = script!("update.lua");
+    /// A broadcast or cursor: one publish, after a sweep.
+    pub const RELAY: &str = script!("relay.lua");
     /// [`crate::Roster::sweep`].
     pub const SWEEP: &str = script!("sweep.lua");
     /// A snapshot for a resync, re-asserting the caller's leases after a
@@ -171,16 +193,22 @@ pub enum ScriptKind {
     Sweep,
     /// See [`scripts::RESYNC`].
     Resync,
+    /// See [`scripts::UPDATE`].
+    Update,
+    /// See [`scripts::RELAY`].
+    Relay,
 }
 
 impl ScriptKind {
     /// Every script, for loading them all.
-    pub const ALL: [ScriptKind; 5] = [
+    pub const ALL: [ScriptKind; 7] = [
         ScriptKind::Join,
         ScriptKind::Renew,
         ScriptKind::Leave,
         ScriptKind::Sweep,
         ScriptKind::Resync,
+        ScriptKind::Update,
+        ScriptKind::Relay,
     ];
 
     /// The script's text.
@@ -191,6 +219,8 @@ impl ScriptKind {
             ScriptKind::Leave => scripts::LEAVE,
             ScriptKind::Sweep => scripts::SWEEP,
             ScriptKind::Resync => scripts::RESYNC,
+            ScriptKind::Update => scripts::UPDATE,
+            ScriptKind::Relay => scripts::RELAY,
         }
     }
 
@@ -202,6 +232,8 @@ impl ScriptKind {
             ScriptKind::Leave => "leave",
             ScriptKind::Sweep => "sweep",
             ScriptKind::Resync => "resync",
+            ScriptKind::Update => "update",
+            ScriptKind::Relay => "relay",
         }
     }
 }
@@ -293,9 +325,31 @@ impl SpaceScripts {
                 args.extend([id.as_str().to_owned(), holder_text(*holder)]);
                 ScriptKind::Renew
             }
-            StoreOp::Leave { id, holder } => {
-                args.extend([id.as_str().to_owned(), holder_text(*holder)]);
+            StoreOp::Leave { id, holder, last } => {
+                args.extend([
+                    id.as_str().to_owned(),
+                    holder_text(*holder),
+                    last.as_ref().map_or_else(String::new, |c| {
+                        serde_json::to_string(c).expect("clients serialize")
+                    }),
+                ]);
                 ScriptKind::Leave
+            }
+            StoreOp::Update { client, holder } => {
+                args.extend([
+                    client.id.as_str().to_owned(),
+                    holder_text(*holder),
+                    serde_json::to_string(client).expect("clients serialize"),
+                ]);
+                ScriptKind::Update
+            }
+            StoreOp::Relay { from, text } => {
+                let (id, holder) = match from {
+                    Some((id, holder)) => (id.as_str().to_owned(), holder_text(*holder)),
+                    None => (String::new(), String::new()),
+                };
+                args.extend([id, holder, text.to_string()]);
+                ScriptKind::Relay
             }
             StoreOp::Sweep => ScriptKind::Sweep,
             StoreOp::Resync { known } => {
@@ -333,11 +387,7 @@ mod tests {
     }
 
     fn client() -> ClientInfo {
-        ClientInfo {
-            id: ClientId::parse("x").unwrap(),
-            identity: "me".into(),
-            joined_at: UnixMillis(10),
-        }
+        ClientInfo::new(ClientId::parse("x").unwrap(), "me", UnixMillis(10))
     }
 
     #[test]

@@ -6,10 +6,13 @@
 //! writes the same texts (for tests and simulated stores) and reads them.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use thiserror::Error;
 
+use crate::client_id::ClientId;
 use crate::conn_id::ConnId;
 use crate::roster::{LeaveCause, RosterEvent, Sequenced};
 use crate::time::UnixMillis;
@@ -102,6 +105,18 @@ pub enum Published {
         /// The new history.
         epoch: Epoch,
     },
+    /// A broadcast or cursor (section 13), published when the space's
+    /// history stood at `after`: shown only once that much is applied.
+    Relay {
+        /// Its history.
+        epoch: Epoch,
+        /// The space's sequence number when it was published.
+        after: u64,
+        /// The sender; `None` for the server API.
+        from: Option<ClientId>,
+        /// The message as every recipient gets it.
+        text: Arc<str>,
+    },
 }
 
 #[derive(Deserialize)]
@@ -117,6 +132,12 @@ struct RawMessage {
     replaced: Option<String>,
     #[serde(default)]
     cause: Option<String>,
+    #[serde(default)]
+    relay: bool,
+    #[serde(default)]
+    from: Option<ClientId>,
+    #[serde(default)]
+    message: Option<Box<RawValue>>,
 }
 
 /// The text of one event as the scripts publish it:
@@ -126,6 +147,7 @@ struct RawMessage {
 pub fn encode_event(epoch: &Epoch, event: &Sequenced) -> String {
     let (kind, client, holder, extra) = match &event.event {
         RosterEvent::Joined { client, holder } => ("join", client, holder, String::new()),
+        RosterEvent::Updated { client, holder } => ("update", client, holder, String::new()),
         RosterEvent::Resumed {
             client,
             holder,
@@ -149,6 +171,7 @@ pub fn encode_event(epoch: &Epoch, event: &Sequenced) -> String {
                 match cause {
                     LeaveCause::Closed => "closed",
                     LeaveCause::Expired => "expired",
+                    LeaveCause::Removed => "removed",
                 }
             ),
         ),
@@ -159,6 +182,12 @@ pub fn encode_event(epoch: &Epoch, event: &Sequenced) -> String {
         serde_json::to_string(client).expect("clients serialize"),
         holder_text(*holder),
     )
+}
+
+/// The text of a relay, as the relay script publishes it.
+pub fn encode_relay(epoch: &Epoch, after: u64, from: Option<&ClientId>, text: &str) -> String {
+    let from = from.map_or_else(|| "null".to_owned(), |id| format!(r#""{}""#, id.as_str()));
+    format!(r#"{{"epoch":"{epoch}","seq":{after},"relay":true,"from":{from},"message":{text}}}"#)
 }
 
 /// The text of a reset, as the scripts publish it.
@@ -177,6 +206,17 @@ fn from_raw(raw: RawMessage) -> Result<Published, CodecError> {
     if raw.reset {
         return Ok(Published::Reset { epoch });
     }
+    if raw.relay {
+        let (Some(after), Some(message)) = (raw.seq, raw.message) else {
+            return Err(CodecError::Kind("a relay without seq or message".into()));
+        };
+        return Ok(Published::Relay {
+            epoch,
+            after,
+            from: raw.from,
+            text: Arc::from(message.get()),
+        });
+    }
     let missing = || CodecError::Kind("an event without seq, kind, client or holder".into());
     let (Some(seq), Some(kind), Some(client), Some(holder)) =
         (raw.seq, raw.kind, raw.client, raw.holder)
@@ -186,6 +226,7 @@ fn from_raw(raw: RawMessage) -> Result<Published, CodecError> {
     let holder = parse_holder(&holder)?;
     let event = match (kind.as_str(), raw.cause.as_deref()) {
         ("join", _) => RosterEvent::Joined { client, holder },
+        ("update", _) => RosterEvent::Updated { client, holder },
         ("resume", _) => RosterEvent::Resumed {
             client,
             holder,
@@ -200,6 +241,11 @@ fn from_raw(raw: RawMessage) -> Result<Published, CodecError> {
             client,
             holder,
             cause: LeaveCause::Expired,
+        },
+        ("leave", Some("removed")) => RosterEvent::Left {
+            client,
+            holder,
+            cause: LeaveCause::Removed,
         },
         (kind, cause) => return Err(CodecError::Kind(format!("{kind}/{cause:?}"))),
     };
@@ -322,11 +368,15 @@ mod tests {
     use crate::client_id::ClientId;
 
     fn client(id: &str) -> ClientInfo {
-        ClientInfo {
-            id: ClientId::parse(id).unwrap(),
-            identity: "a|b/ü \"x\"".into(),
-            joined_at: UnixMillis(1_764_000_000_123),
+        let mut c = ClientInfo::new(
+            ClientId::parse(id).unwrap(),
+            "a|b/ü \"x\"",
+            UnixMillis(1_764_000_000_123),
+        );
+        if id == "y" {
+            c.state = crate::Json::object(r#"{"n":1e3,"s":"é"}"#).ok();
         }
+        c
     }
 
     fn epoch() -> Epoch {
@@ -364,6 +414,15 @@ mod tests {
                 holder: ConnId(7),
                 cause: LeaveCause::Expired,
             },
+            RosterEvent::Updated {
+                client: client("y"),
+                holder: ConnId(7),
+            },
+            RosterEvent::Left {
+                client: client("y"),
+                holder: ConnId(7),
+                cause: LeaveCause::Removed,
+            },
         ];
         for (i, event) in events.into_iter().enumerate() {
             let s = Sequenced {
@@ -382,6 +441,19 @@ mod tests {
             decode_published(&encode_reset(&epoch())).unwrap(),
             Published::Reset { epoch: epoch() }
         );
+        let text = r#"{"event":"broadcast","from":"s","data":[1, {"a":null}]}"#;
+        let from = ClientId::parse("s").unwrap();
+        for from in [Some(from), None] {
+            assert_eq!(
+                decode_published(&encode_relay(&epoch(), 4, from.as_ref(), text)).unwrap(),
+                Published::Relay {
+                    epoch: epoch(),
+                    after: 4,
+                    from,
+                    text: text.into()
+                }
+            );
+        }
     }
 
     #[test]

@@ -36,8 +36,8 @@ pub use calls::{
 };
 pub use clock::StoreClock;
 pub use codec::{
-    decode_published, encode_event, encode_reset, CodecError, Epoch, Published, ScriptReply,
-    ScriptStatus,
+    decode_published, encode_event, encode_relay, encode_reset, CodecError, Epoch, Published,
+    ScriptReply, ScriptStatus,
 };
 pub use config::SharedConfig;
 pub use keys::{hash_tag, SpaceKeys, IDLE_KEEP_MS, KEY_PREFIX};

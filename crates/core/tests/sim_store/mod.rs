@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use longhouse_core::shared::{
-    encode_event, encode_reset, Epoch, ScriptReply, ScriptStatus, StoreCall, StoreOp,
+    encode_event, encode_relay, encode_reset, Epoch, ScriptReply, ScriptStatus, StoreCall, StoreOp,
 };
 use longhouse_core::{
     ClientId, ClientInfo, ConnId, LeaveCause, RosterEvent, Sequenced, UnixMillis,
@@ -157,11 +157,11 @@ impl SimStore {
                 };
                 (status, false)
             }
-            StoreOp::Leave { id, holder } => {
+            StoreOp::Leave { id, holder, last } => {
                 let status = if run.holder(id) == Some(*holder) {
                     let lease = run.remove(id);
                     run.emit(RosterEvent::Left {
-                        client: lease.client,
+                        client: last.clone().unwrap_or(lease.client),
                         holder: *holder,
                         cause: LeaveCause::Closed,
                     });
@@ -169,6 +169,47 @@ impl SimStore {
                 } else {
                     ScriptStatus::Stale
                 };
+                (status, false)
+            }
+            StoreOp::Update { client, holder } => {
+                let id = &client.id;
+                let status = if run.holder(id) == Some(*holder) {
+                    let end = now + ttl;
+                    let z = run.data.zset.get_mut(id).expect("consistent");
+                    *z = (*z).max(end);
+                    let j = self.justified.entry(id.clone()).or_default();
+                    *j = (*j).max(end);
+                    run.leases().get_mut(id).expect("present").client = client.clone();
+                    run.emit(RosterEvent::Updated {
+                        client: client.clone(),
+                        holder: *holder,
+                    });
+                    ScriptStatus::Ok
+                } else {
+                    ScriptStatus::Stale
+                };
+                (status, false)
+            }
+            StoreOp::Relay { from, text } => {
+                let mut status = ScriptStatus::Ok;
+                if let Some((id, holder)) = from {
+                    if run.holder(id) == Some(*holder) {
+                        let end = now + ttl;
+                        let z = run.data.zset.get_mut(id).expect("consistent");
+                        *z = (*z).max(end);
+                        let j = self.justified.entry(id.clone()).or_default();
+                        *j = (*j).max(end);
+                    } else {
+                        status = ScriptStatus::Stale;
+                    }
+                }
+                if status == ScriptStatus::Ok {
+                    if let Some(epoch) = run.epoch.clone() {
+                        let from = from.as_ref().map(|(id, _)| id);
+                        run.published
+                            .push(encode_relay(&epoch, run.seq, from, text));
+                    }
+                }
                 (status, false)
             }
             StoreOp::Sweep => (ScriptStatus::Ok, false),

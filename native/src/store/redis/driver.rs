@@ -4,7 +4,7 @@
 //! drops that space (its sockets closed with 1011, leases kept) and no
 //! other.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -41,6 +41,11 @@ struct State {
     spans: HashMap<ConnId, Span>,
     /// The earliest wake-up already asked for.
     scheduled: Option<UnixMillis>,
+    /// Calls made for one socket run one at a time, in the order made (a
+    /// client's updates, broadcasts and leave reach Redis in its order,
+    /// section 10 and 13): a socket with a call in flight has an entry,
+    /// holding the calls waiting behind it.
+    lanes: HashMap<ConnId, VecDeque<(StoreCall, Span)>>,
 }
 
 impl RedisStore {
@@ -94,8 +99,17 @@ impl RedisStore {
     pub(in crate::store) fn shutdown(self: &Arc<Self>) {
         self.stopping.store(true, Ordering::SeqCst);
         for driver in self.drivers() {
-            self.input(&driver, SharedSpace::shutdown);
+            self.input(&driver, |m| m.shutdown(now()));
         }
+    }
+
+    /// Whether every space is done with the store (after
+    /// [`RedisStore::shutdown`]: the updates its sockets held are stored and
+    /// their sockets closed).
+    pub(in crate::store) fn settled(&self) -> bool {
+        self.drivers()
+            .iter()
+            .all(|d| d.removed.load(Ordering::SeqCst) || lock(&d.state).machine.is_idle())
     }
 
     /// A message of `channel`, from the subscription.
@@ -170,6 +184,13 @@ impl RedisStore {
                     log_note(&driver.name, note);
                 }
                 for (call, span) in step.calls.into_iter().zip(spans) {
+                    if let Some(holder) = holder_of(&call.op) {
+                        if let Some(waiting) = s.lanes.get_mut(&holder) {
+                            waiting.push_back((call, span));
+                            continue;
+                        }
+                        s.lanes.insert(holder, VecDeque::new());
+                    }
                     self.spawn_call(driver.clone(), call, span);
                 }
                 self.wakeups
@@ -204,7 +225,7 @@ impl RedisStore {
                     Err(e.failure())
                 }
             };
-            store.replied(&driver, call.id, result);
+            store.replied(&driver, call.id, holder_of(&call.op), result);
         }.instrument(span));
     }
 
@@ -212,9 +233,20 @@ impl RedisStore {
         self: &Arc<Self>,
         driver: &Arc<SpaceDriver>,
         id: CallId,
+        holder: Option<ConnId>,
         result: Result<ScriptReply, StoreFailure>,
     ) {
-        let state = lock(&driver.state);
+        let mut state = lock(&driver.state);
+        if let Some(holder) = holder {
+            // The socket's next call, if one waits.
+            match state.lanes.get_mut(&holder).map(VecDeque::pop_front) {
+                Some(Some((call, span))) => self.spawn_call(driver.clone(), call, span),
+                Some(None) => {
+                    state.lanes.remove(&holder);
+                }
+                None => {}
+            }
+        }
         if driver.removed.load(Ordering::SeqCst) {
             return;
         }
@@ -243,6 +275,7 @@ impl RedisStore {
                 outboxes: HashMap::new(),
                 spans: HashMap::new(),
                 scheduled: None,
+                lanes: HashMap::new(),
             }),
         });
         // Asked under the map lock, so that it is ordered after the
@@ -290,7 +323,9 @@ fn holder_of(op: &StoreOp) -> Option<ConnId> {
     match op {
         StoreOp::Join { holder, .. }
         | StoreOp::Renew { holder, .. }
-        | StoreOp::Leave { holder, .. } => Some(*holder),
+        | StoreOp::Leave { holder, .. }
+        | StoreOp::Update { holder, .. } => Some(*holder),
+        StoreOp::Relay { from, .. } => from.as_ref().map(|(_, holder)| *holder),
         StoreOp::Sweep | StoreOp::Resync { .. } => None,
     }
 }

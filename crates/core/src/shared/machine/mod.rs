@@ -22,6 +22,7 @@ use crate::conn_id::ConnId;
 use crate::hub::Hub;
 use crate::inbound::Frame;
 use crate::join::{JoinError, JoinRequest};
+use crate::json::Json;
 use crate::output::{Command, Disconnect, Output};
 use crate::roster::{RosterEvent, Sequenced};
 use crate::shared::calls::{CallId, History, KnownLease, StoreCall, StoreOp};
@@ -30,7 +31,7 @@ use crate::shared::codec::{decode_published, Epoch, Published, ScriptReply};
 use crate::shared::config::SharedConfig;
 use crate::shared::step::{Note, ResyncReason, SharedStep, StoreFailure, Subscription};
 use crate::time::UnixMillis;
-use crate::wire::ClientInfo;
+use crate::wire::{ClientInfo, ServerMessage};
 use crate::CloseCode;
 
 /// How many abandoned histories are remembered, so that their late events
@@ -43,10 +44,13 @@ mod schedule;
 #[derive(Debug, Clone)]
 enum Pending {
     Join(ConnId),
+    /// A renewal, or an update or relay (which renew too).
     Renew(ClientId, ConnId),
     Leave(ConnId),
     Sweep,
     Resync,
+    /// A broadcast of the server API.
+    Publish,
 }
 
 #[derive(Debug, Clone)]
@@ -81,7 +85,8 @@ struct Own {
 /// if the history it landed in is lost before it was confirmed).
 #[derive(Debug, Clone)]
 struct Joining {
-    identity: String,
+    /// What it asked for (username, info, state).
+    request: JoinRequest,
     id: ClientId,
     /// Waiting for the subscription since (local clock); `None` once sent.
     waiting_since: Option<UnixMillis>,
@@ -105,9 +110,10 @@ pub struct SharedSpace {
     /// Joins the store took in a history the view is not at yet.
     unconfirmed: Vec<(ConnId, Option<Epoch>, u64)>,
     own: HashMap<ClientId, Own>,
-    /// Leaves of sockets that closed while their join was in flight: sent
-    /// once it is answered, so that the leave cannot overtake the join.
-    deferred: HashMap<ConnId, ClientId>,
+    /// Leaves of sockets that closed while their join was in flight (with
+    /// the record to show, if an update was held): sent once it is
+    /// answered, so that the leave cannot overtake the join.
+    deferred: HashMap<ConnId, (ClientId, Option<Option<Json>>)>,
     /// The closes of sockets closed for a violation, held until their
     /// lease has ended in the store: a client that sees its close frame
     /// finds its lease gone.
@@ -143,7 +149,7 @@ impl SharedSpace {
     /// `clock` is the instance's estimate of the store's clock so far.
     pub fn new(config: SharedConfig, clock: StoreClock) -> Self {
         SharedSpace {
-            hub: Hub::new(config.space.max_message_bytes, 0).with_max_held(config.max_held_events),
+            hub: config.space.hub(0).with_max_held(config.max_held_events),
             config,
             clock,
             epoch: None,
@@ -197,7 +203,7 @@ impl SharedSpace {
         self.joining.insert(
             conn,
             Joining {
-                identity: request.identity.clone(),
+                request: request.clone(),
                 id,
                 waiting_since: Some(now),
                 sent: false,
@@ -215,7 +221,7 @@ impl SharedSpace {
     /// A socket sent a frame.
     pub fn frame(&mut self, conn: ConnId, frame: Frame<'_>, now: UnixMillis) -> SharedStep {
         let mut out = SharedStep::default();
-        let framed = self.hub.frame(conn, frame, &mut out.step.outputs);
+        let framed = self.hub.frame(conn, frame, now, &mut out.step.outputs);
         out.step.errors.extend(framed.error);
         if matches!(framed.command, Some(Command::Leave { .. })) {
             let close = out
@@ -284,6 +290,23 @@ impl SharedSpace {
                 }
             }
             Ok(Published::Event { epoch, event }) => self.event(epoch, event, now, &mut out),
+            Ok(Published::Relay {
+                epoch,
+                after,
+                from,
+                text,
+            }) => {
+                if self.ready {
+                    // Of another history, its number says nothing here: shown
+                    // to whoever sees its sender.
+                    let after = if self.epoch.as_ref() == Some(&epoch) {
+                        after
+                    } else {
+                        0
+                    };
+                    self.hub.relayed(after, from, text, &mut out.step.outputs);
+                }
+            }
             Err(e) => {
                 if !self.warned_undecodable {
                     self.warned_undecodable = true;
@@ -328,22 +351,58 @@ impl SharedSpace {
         out
     }
 
-    /// The time is now `now` (see [`SharedSpace::poll_timeout`]).
+    /// The time is now `now` (see [`SharedSpace::poll_timeout`]): held
+    /// updates that are due are sent.
     pub fn tick(&mut self, now: UnixMillis) -> SharedStep {
         let mut out = SharedStep::default();
+        for command in self.hub.due_updates(now) {
+            self.command(command, now, &mut out);
+        }
+        self.finish(now, &mut out);
+        out
+    }
+
+    /// A broadcast of the server API (`from: null`) to every client of
+    /// the space, on every instance: one publish.
+    pub fn server_broadcast(&mut self, data: &Json, now: UnixMillis) -> SharedStep {
+        let mut out = SharedStep::default();
+        let text = ServerMessage::Broadcast {
+            from: None,
+            data: data.clone(),
+        }
+        .encode();
+        let op = StoreOp::Relay { from: None, text };
+        self.call(op, Pending::Publish, now, &mut out);
         self.finish(now, &mut out);
         out
     }
 
     /// Closes every socket with 1012 and keeps their leases; later joins
-    /// are closed with 1012 too.
-    pub fn shutdown(&mut self) -> SharedStep {
+    /// are closed with 1012 too. Updates still held are stored (the calls
+    /// in the step), so that clients resume elsewhere with their latest
+    /// state.
+    pub fn shutdown(&mut self, now: UnixMillis) -> SharedStep {
         let mut out = SharedStep::default();
-        self.stopping = true;
         out.step
             .outputs
             .extend(self.closing.drain().map(|(_, close)| close));
-        self.hub.shutdown(&mut out.step.outputs);
+        for command in self.hub.shutdown(&mut out.step.outputs) {
+            // The socket's 1012 waits for its update to be stored, so that
+            // it resumes elsewhere with its latest state.
+            if let Command::Update { holder, .. } = &command {
+                let conn = *holder;
+                let close = out
+                    .step
+                    .outputs
+                    .iter()
+                    .position(|o| matches!(o, Output::Close { conn: c, .. } if *c == conn));
+                if let Some(i) = close {
+                    self.closing.insert(conn, out.step.outputs.remove(i));
+                }
+            }
+            self.command(command, now, &mut out);
+        }
+        self.stopping = true;
         self.joining.clear();
         self.own.clear();
         out
@@ -367,6 +426,9 @@ impl SharedSpace {
             }
         }
         if let Some(due) = self.sweep_due() {
+            take(due);
+        }
+        if let Some(due) = self.hub.next_deadline() {
             take(due);
         }
         at
@@ -413,7 +475,10 @@ impl SharedSpace {
                 };
                 self.call(op, Pending::Renew(id, holder), now, out);
             }
-            Command::Leave { id, holder } => {
+            Command::Leave { id, holder, held } => {
+                let last = held
+                    .clone()
+                    .and_then(|state| Some(self.record(&id, holder)?.with_state(state)));
                 if self.own.get(&id).is_some_and(|o| o.conn == holder) {
                     self.own.remove(&id);
                 }
@@ -421,14 +486,42 @@ impl SharedSpace {
                     // Never sent: the store has nothing to end.
                     Some(j) if j.waiting_since.is_some() => self.closed_now(holder, out),
                     Some(j) if j.sent => {
-                        self.deferred.insert(holder, id);
+                        self.deferred.insert(holder, (id, held));
                     }
                     _ => {
-                        let op = StoreOp::Leave { id, holder };
+                        let op = StoreOp::Leave { id, holder, last };
                         self.call(op, Pending::Leave(holder), now, out);
                     }
                 }
             }
+            Command::Update { id, holder, state } => {
+                let Some(client) = self.record(&id, holder).map(|c| c.with_state(state)) else {
+                    return;
+                };
+                if let Some(own) = self.own.get_mut(&id).filter(|o| o.conn == holder) {
+                    own.client = client.clone();
+                }
+                let op = StoreOp::Update { client, holder };
+                self.call(op, Pending::Renew(id, holder), now, out);
+            }
+            Command::Relay { id, holder, relay } => {
+                let text = relay.message(&id).encode();
+                let op = StoreOp::Relay {
+                    from: Some((id.clone(), holder)),
+                    text,
+                };
+                self.call(op, Pending::Renew(id, holder), now, out);
+            }
+        }
+    }
+
+    /// The record of lease `id` held by our socket `holder`: as its join
+    /// and updates left it, or as the view shows it (welcomed by the
+    /// channel before its join's reply came).
+    fn record(&self, id: &ClientId, holder: ConnId) -> Option<ClientInfo> {
+        match self.own.get(id) {
+            Some(own) if own.conn == holder => Some(own.client.clone()),
+            _ => self.hub.viewed(id).cloned(),
         }
     }
 
@@ -514,11 +607,9 @@ impl SharedSpace {
         // included, which is never told about itself) sees it change.
         let client = match self.own.get(&j.id).filter(|o| o.conn == conn) {
             Some(own) => own.client.clone(),
-            None => ClientInfo {
-                id: j.id.clone(),
-                identity: j.identity.clone(),
-                joined_at: self.clock.store_time(now),
-            },
+            None => j
+                .request
+                .fresh_client(j.id.clone(), self.clock.store_time(now)),
         };
         let op = StoreOp::Join {
             client,

@@ -24,6 +24,10 @@ impl SharedSpace {
         match call.pending.clone() {
             Pending::Join(conn) => self.join_replied(conn, &call, reply, now, out),
             Pending::Renew(id, conn) => {
+                // A socket closed by a shutdown once its update is stored.
+                if self.stopping {
+                    self.closed_now(conn, out);
+                }
                 let ours = self.own.get(&id).is_some_and(|o| o.conn == conn)
                     && self.hub.client_of(conn) == Some(&id);
                 if reply.epoch == self.epoch && ours {
@@ -52,6 +56,7 @@ impl SharedSpace {
                 self.resyncing = false;
                 self.resynced(&call, reply, now, out);
             }
+            Pending::Publish => self.absorb(&call, reply, now, out),
         }
     }
 
@@ -67,8 +72,17 @@ impl SharedSpace {
             j.sent = false;
         }
         let left = self.deferred.remove(&conn);
-        if let Some(id) = left.clone() {
-            let op = StoreOp::Leave { id, holder: conn };
+        if let Some((id, held)) = left.clone() {
+            let last = held.and_then(|state| {
+                let event = reply.events.last()?;
+                let client = event.event.client();
+                (client.id == id).then(|| client.with_state(state))
+            });
+            let op = StoreOp::Leave {
+                id,
+                holder: conn,
+                last,
+            };
             self.call(op, Pending::Leave(conn), now, out);
         }
         let open = self.joining.contains_key(&conn) && self.hub.client_of(conn).is_some();
@@ -97,6 +111,7 @@ impl SharedSpace {
                             return;
                         }
                         self.took(conn, last, reply.now);
+                        self.resume_changes(conn, last, now, out);
                         if self.ready && reply.epoch == self.epoch {
                             self.hub.confirm(conn, last.seq, &mut out.step.outputs);
                         } else {
@@ -107,6 +122,40 @@ impl SharedSpace {
             }
         }
         self.absorb(call, reply, now, out);
+    }
+
+    /// A resume whose request changes the record (`state=`, a token with
+    /// other `info`, `username=`): one update after it, as
+    /// [`crate::Space::join`] does.
+    fn resume_changes(
+        &mut self,
+        conn: ConnId,
+        event: &Sequenced,
+        now: UnixMillis,
+        out: &mut SharedStep,
+    ) {
+        let RosterEvent::Resumed { client, holder, .. } = &event.event else {
+            return;
+        };
+        if *holder != conn {
+            return;
+        }
+        let Some(new) = self
+            .joining
+            .get(&conn)
+            .and_then(|j| j.request.resumed_client(client))
+        else {
+            return;
+        };
+        if let Some(own) = self.own.get_mut(&new.id).filter(|o| o.conn == conn) {
+            own.client = new.clone();
+        }
+        let id = new.id.clone();
+        let op = StoreOp::Update {
+            client: new,
+            holder: conn,
+        };
+        self.call(op, Pending::Renew(id, conn), now, out);
     }
 
     /// Records the lease a join's event gave a socket of ours.
@@ -303,10 +352,14 @@ impl SharedSpace {
     ) {
         let what = match call.pending {
             Pending::Join(conn) => {
-                if let Some(id) = self.deferred.remove(&conn) {
+                if let Some((id, _)) = self.deferred.remove(&conn) {
                     // It may have landed before the failure was seen.
                     self.call(
-                        StoreOp::Leave { id, holder: conn },
+                        StoreOp::Leave {
+                            id,
+                            holder: conn,
+                            last: None,
+                        },
                         Pending::Leave(conn),
                         now,
                         out,
@@ -317,7 +370,12 @@ impl SharedSpace {
                 }
                 "join"
             }
-            Pending::Renew(..) => "renew",
+            Pending::Renew(_, conn) => {
+                if self.stopping {
+                    self.closed_now(conn, out);
+                }
+                "renew"
+            }
             Pending::Leave(conn) => {
                 self.closed_now(conn, out);
                 "leave"
@@ -333,6 +391,7 @@ impl SharedSpace {
                 self.resync_wanted.get_or_insert(ResyncReason::Resubscribed);
                 "resync"
             }
+            Pending::Publish => "publish",
         };
         out.notes.push(Note::CallFailed(what, failure));
     }

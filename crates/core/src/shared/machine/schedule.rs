@@ -116,7 +116,7 @@ impl SharedSpace {
         let length = match event {
             RosterEvent::Joined { holder, .. } if holder.0 == 0 => self.config.placeholder_ms,
             RosterEvent::Joined { .. } | RosterEvent::Resumed { .. } => self.config.space.ttl_ms,
-            RosterEvent::Left { .. } => return,
+            RosterEvent::Updated { .. } | RosterEvent::Left { .. } => return,
         };
         let end = self.clock.store_time(now).plus(length);
         self.expect_expiry(Some(end));

@@ -8,13 +8,21 @@ use std::sync::Arc;
 use crate::client_id::ClientId;
 use crate::close::CloseCode;
 use crate::conn_id::ConnId;
-use crate::defaults::DEFAULT_MAX_HELD_EVENTS;
+use crate::defaults::{DEFAULT_MAX_HELD_EVENTS, DEFAULT_MAX_STATE_BYTES};
 use crate::error_kind::ErrorKind;
-use crate::inbound::{decode, ClientMessage, Frame};
+use crate::inbound::{decode_limited, ClientMessage, Frame};
 use crate::join::JoinError;
-use crate::output::{Command, Disconnect, Output};
-use crate::roster::{LeaveCause, RosterEvent, Sequenced};
+use crate::output::{Command, Disconnect, Output, Relay};
+use crate::roster::{RosterEvent, Sequenced};
+use crate::time::UnixMillis;
 use crate::wire::{ClientInfo, ServerMessage};
+
+mod apply;
+mod coalesce;
+mod relay;
+mod resync;
+
+use coalesce::Coalescer;
 
 #[derive(Debug, Clone)]
 struct Conn {
@@ -62,6 +70,12 @@ pub struct Hub {
     recent: VecDeque<(u64, u64)>,
     contradicted: bool,
     max_message_bytes: usize,
+    max_state_bytes: usize,
+    /// Updates held back per socket (section 10's coalescing).
+    coalescer: Coalescer,
+    /// Relayed messages published ahead of what the view has applied:
+    /// (sequence to wait for, sender, text), in arrival order.
+    relays: VecDeque<(u64, Option<ClientId>, Arc<str>)>,
 }
 
 /// How many applied events' fingerprints a hub keeps.
@@ -90,7 +104,19 @@ impl Hub {
             recent: VecDeque::new(),
             contradicted: false,
             max_message_bytes,
+            max_state_bytes: DEFAULT_MAX_STATE_BYTES,
+            coalescer: Coalescer::new(0),
+            relays: VecDeque::new(),
         }
+    }
+
+    /// States of at most `max_state_bytes` (`MAX_STATE_BYTES`), one
+    /// socket's updates sent at most once per `update_interval_ms`
+    /// (`UPDATE_INTERVAL_MS`; 0: every one).
+    pub fn with_updates(mut self, max_state_bytes: usize, update_interval_ms: u64) -> Self {
+        self.max_state_bytes = max_state_bytes;
+        self.coalescer = Coalescer::new(update_interval_ms);
+        self
     }
 
     /// Holds at most `max_held` events behind a gap (at least one).
@@ -147,13 +173,13 @@ impl Hub {
         } else {
             CloseCode::LeaseExpired
         };
-        self.conns.remove(&conn);
+        self.drop_conn(conn);
         out.push(Output::Close { conn, code });
     }
 
     /// Refuses a joining socket: the error, then close 1008.
     pub fn refuse(&mut self, conn: ConnId, error: &JoinError, out: &mut Vec<Output>) {
-        self.conns.remove(&conn);
+        self.drop_conn(conn);
         refuse(conn, error, out);
     }
 
@@ -235,69 +261,6 @@ impl Hub {
         self.applied
     }
 
-    /// Brings the view to a snapshot of the roster taken at sequence `seq`
-    /// (leases with their holders), telling local sockets exactly the joins
-    /// and leaves they missed, then applies held-back events newer than it.
-    pub fn resync(
-        &mut self,
-        snapshot: impl IntoIterator<Item = (ClientInfo, ConnId)>,
-        seq: u64,
-        out: &mut Vec<Output>,
-    ) {
-        self.resync_since(snapshot, seq, None, out);
-    }
-
-    /// [`Hub::resync`] with a snapshot asked for at `mark` ([`Hub::mark`]):
-    /// a held-back event newer than the snapshot that had already arrived
-    /// when it was asked for cannot be part of the store's history (the
-    /// snapshot would include it), so it is dropped rather than held for
-    /// ever.
-    pub fn resync_since(
-        &mut self,
-        snapshot: impl IntoIterator<Item = (ClientInfo, ConnId)>,
-        seq: u64,
-        mark: Option<u64>,
-        out: &mut Vec<Output>,
-    ) {
-        if seq < self.applied {
-            // Older than what this hub already applied: nothing to learn.
-            return;
-        }
-        self.diff(snapshot, seq, out);
-        self.applied = seq;
-        self.recent.clear();
-        self.buffered = self.buffered.split_off(&(seq + 1));
-        if let Some(mark) = mark {
-            self.buffered.retain(|_, (arrival, _)| *arrival > mark);
-        }
-        self.overflowed = false;
-        self.drain(out);
-    }
-
-    /// Brings the view to a snapshot of another history (the store lost
-    /// the space's data and began a new one, whose sequence numbers are
-    /// unrelated to the old ones): like [`Hub::resync`] whatever the
-    /// sequence number, and every join already confirmed is settled by
-    /// this snapshot.
-    pub fn rebase(
-        &mut self,
-        snapshot: impl IntoIterator<Item = (ClientInfo, ConnId)>,
-        seq: u64,
-        out: &mut Vec<Output>,
-    ) {
-        for c in self.conns.values_mut() {
-            if c.confirmed_at.is_some() {
-                c.confirmed_at = Some(0);
-            }
-        }
-        self.buffered.clear();
-        self.overflowed = false;
-        self.recent.clear();
-        self.contradicted = false;
-        self.diff(snapshot, seq, out);
-        self.applied = seq;
-    }
-
     fn drain(&mut self, out: &mut Vec<Output>) {
         while let Some((_, event)) = self.buffered.remove(&(self.applied + 1)) {
             self.applied += 1;
@@ -307,98 +270,72 @@ impl Hub {
             self.recent.push_back((self.applied, fingerprint(&event)));
             self.apply_in_order(event, out);
         }
-    }
-
-    /// Tells local sockets what separates their view from `snapshot`.
-    fn diff(
-        &mut self,
-        snapshot: impl IntoIterator<Item = (ClientInfo, ConnId)>,
-        seq: u64,
-        out: &mut Vec<Output>,
-    ) {
-        let truth: HashMap<ClientId, (ClientInfo, ConnId)> = snapshot
-            .into_iter()
-            .map(|(c, holder)| (c.id.clone(), (c, holder)))
-            .collect();
-
-        let gone: Vec<ClientInfo> = self
-            .view
-            .values()
-            // Gone, or replaced by another lease under the same id.
-            .filter(|c| truth.get(&c.id).is_none_or(|(t, _)| t != *c))
-            .cloned()
-            .collect();
-        for client in gone {
-            self.view.remove(&client.id);
-            // The lease ended without our hearing: for a socket of ours that
-            // still held it, that can only be an expiry.
-            let holder = self.joined_conn_of(&client.id);
-            if let Some(conn) = holder {
-                self.expire_local(conn, out);
-            }
-            self.broadcast(&client.id, &ServerMessage::RemoteLeave(client.clone()), out);
-        }
-
-        let mut arrived: Vec<&ClientInfo> = truth
-            .values()
-            .filter(|(c, _)| !self.view.contains_key(&c.id))
-            .map(|(c, _)| c)
-            .collect();
-        arrived.sort_by(|a, b| (a.joined_at, &a.id).cmp(&(b.joined_at, &b.id)));
-        for client in arrived {
-            self.view.insert(client.id.clone(), client.clone());
-            self.broadcast(&client.id, &ServerMessage::RemoteJoin(client.clone()), out);
-        }
-
-        // Sockets of ours that lost their lease to another connection, and
-        // joining sockets whose lease is now in the roster.
-        let mut closed = Vec::new();
-        let mut welcomed = Vec::new();
-        for (&conn, c) in &self.conns {
-            let settled = c.joined || c.confirmed_at.is_some_and(|at| at <= seq);
-            match truth.get(&c.id) {
-                Some((_, holder)) if *holder == conn && !c.joined => welcomed.push(conn),
-                Some((_, holder)) if *holder == conn => {}
-                Some(_) if settled => closed.push((conn, CloseCode::Replaced)),
-                None if settled => closed.push((conn, CloseCode::LeaseExpired)),
-                _ => {}
-            }
-        }
-        closed.sort_by_key(|(conn, _)| *conn);
-        for (conn, code) in closed {
-            let c = self.conns.remove(&conn).expect("listed above");
-            if code == CloseCode::LeaseExpired && c.joined {
-                send(conn, ServerMessage::Expired.encode(), out);
-            }
-            out.push(Output::Close { conn, code });
-        }
-        welcomed.sort();
-        for conn in welcomed {
-            self.welcome(conn, out);
-        }
+        self.release_relays(out);
     }
 
     /// Handles one frame from a socket: the roster change it asks for (a
     /// renewal, or the end of the lease when the frame forces a close) and
     /// the kind of error it was refused with.
-    pub fn frame(&mut self, conn: ConnId, frame: Frame<'_>, out: &mut Vec<Output>) -> Framed {
+    ///
+    /// An update is coalesced (see [`Hub::with_updates`]): it may come back
+    /// later, from [`Hub::due_updates`], or with the socket's leave.
+    pub fn frame(
+        &mut self,
+        conn: ConnId,
+        frame: Frame<'_>,
+        now: UnixMillis,
+        out: &mut Vec<Output>,
+    ) -> Framed {
         let Some(c) = self.conns.get(&conn) else {
             return Framed::default();
         };
         let id = c.id.clone();
-        match decode(frame, self.max_message_bytes) {
-            Ok(ClientMessage::Ping) => Framed {
-                command: Some(Command::Renew { id, holder: conn }),
-                error: None,
-            },
+        let joined = c.joined;
+        let message = decode_limited(frame, self.max_message_bytes, self.max_state_bytes);
+        let command = |command| Framed {
+            command: Some(command),
+            error: None,
+        };
+        match message {
+            Ok(ClientMessage::Ping) => command(Command::Renew { id, holder: conn }),
+            Ok(ClientMessage::Update { state }) => {
+                match self.coalescer.offer(conn, state, joined, now) {
+                    Some(state) => command(Command::Update {
+                        id,
+                        holder: conn,
+                        state,
+                    }),
+                    None => Framed::default(),
+                }
+            }
+            // Relayed only once the sender is welcomed: before, nobody may
+            // have seen it join.
+            Ok(ClientMessage::Broadcast { .. } | ClientMessage::Cursor { .. }) if !joined => {
+                Framed::default()
+            }
+            Ok(ClientMessage::Broadcast { data }) => command(Command::Relay {
+                id,
+                holder: conn,
+                relay: Relay::Broadcast(data),
+            }),
+            Ok(ClientMessage::Cursor { fields }) => command(Command::Relay {
+                id,
+                holder: conn,
+                relay: Relay::Cursor(fields),
+            }),
             Err(error) => {
                 if error.has_message() {
                     send(conn, ServerMessage::Error(error.to_string()).encode(), out);
                 }
                 let command = error.close_code().map(|code| {
-                    self.conns.remove(&conn);
+                    let held = self.coalescer.take(conn);
+                    self.drop_conn(conn);
                     out.push(Output::Close { conn, code });
-                    Command::Leave { id, holder: conn }
+                    Command::Leave {
+                        id,
+                        holder: conn,
+                        held,
+                    }
                 });
                 Framed {
                     command,
@@ -408,34 +345,90 @@ impl Hub {
         }
     }
 
-    /// Forgets a socket that closed; a clean close ends its lease.
+    /// Forgets a socket that closed; a clean close ends its lease (with
+    /// the update it held, if any), a lost one sends the update it held
+    /// (the lease runs on, and the latest state is never lost).
     pub fn closed(&mut self, conn: ConnId, how: Disconnect) -> Option<Command> {
-        let c = self.conns.remove(&conn)?;
+        let held = self.coalescer.take(conn);
+        let c = self.drop_conn(conn)?;
         match how {
             Disconnect::Clean => Some(Command::Leave {
                 id: c.id,
                 holder: conn,
+                held,
             }),
-            Disconnect::Lost => None,
+            Disconnect::Lost => held.map(|state| Command::Update {
+                id: c.id,
+                holder: conn,
+                state,
+            }),
         }
+    }
+
+    /// The updates held back that are due at `now`, to carry out like a
+    /// frame's command; see [`Hub::next_deadline`].
+    pub fn due_updates(&mut self, now: UnixMillis) -> Vec<Command> {
+        self.coalescer
+            .take_due(now)
+            .into_iter()
+            .filter_map(|(conn, state)| {
+                let id = self.conns.get(&conn)?.id.clone();
+                Some(Command::Update {
+                    id,
+                    holder: conn,
+                    state,
+                })
+            })
+            .collect()
+    }
+
+    /// When a held update is due (call [`Hub::due_updates`] then).
+    pub fn next_deadline(&self) -> Option<UnixMillis> {
+        self.coalescer.next_deadline()
     }
 
     /// Closes one socket with `code` and keeps its lease (1011 on an
-    /// internal error): it behaves as a lost connection.
-    pub fn evict(&mut self, conn: ConnId, code: CloseCode, out: &mut Vec<Output>) {
-        if self.conns.remove(&conn).is_some() {
-            out.push(Output::Close { conn, code });
-        }
+    /// internal error): it behaves as a lost connection, so an update it
+    /// held comes back to be sent.
+    pub fn evict(
+        &mut self,
+        conn: ConnId,
+        code: CloseCode,
+        out: &mut Vec<Output>,
+    ) -> Option<Command> {
+        let held = self.coalescer.take(conn);
+        let c = self.drop_conn(conn)?;
+        out.push(Output::Close { conn, code });
+        held.map(|state| Command::Update {
+            id: c.id,
+            holder: conn,
+            state,
+        })
     }
 
-    /// Closes every socket with 1012, keeping the leases, for a restart.
-    pub fn shutdown(&mut self, out: &mut Vec<Output>) {
-        let mut conns: Vec<ConnId> = self.conns.drain().map(|(c, _)| c).collect();
+    /// Closes every socket with 1012, keeping the leases, for a restart;
+    /// the updates they held come back to be stored, so that the clients
+    /// resume with their latest state.
+    pub fn shutdown(&mut self, out: &mut Vec<Output>) -> Vec<Command> {
+        let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
         conns.sort();
-        out.extend(conns.into_iter().map(|conn| Output::Close {
-            conn,
-            code: CloseCode::ServiceRestart,
-        }));
+        let mut held = Vec::new();
+        for conn in conns {
+            if let Some(state) = self.coalescer.take(conn) {
+                let id = self.conns[&conn].id.clone();
+                held.push(Command::Update {
+                    id,
+                    holder: conn,
+                    state,
+                });
+            }
+            self.drop_conn(conn);
+            out.push(Output::Close {
+                conn,
+                code: CloseCode::ServiceRestart,
+            });
+        }
+        held
     }
 
     /// The roster as local sockets know it, in welcome order.
@@ -470,87 +463,13 @@ impl Hub {
         self.conns.is_empty()
     }
 
-    fn apply_in_order(&mut self, event: RosterEvent, out: &mut Vec<Output>) {
-        match event {
-            RosterEvent::Joined { client, holder } => {
-                let id = client.id.clone();
-                self.arrive(client, out);
-                if self
-                    .conns
-                    .get(&holder)
-                    .is_some_and(|c| !c.joined && c.id == id)
-                {
-                    self.welcome(holder, out);
-                }
-            }
-            RosterEvent::Resumed {
-                client,
-                holder,
-                replaced,
-            } => {
-                let id = client.id.clone();
-                // New to the view only after a resync that missed the join.
-                self.arrive(client, out);
-                if replaced != holder && self.conns.get(&replaced).is_some_and(|c| c.id == id) {
-                    self.conns.remove(&replaced);
-                    out.push(Output::Close {
-                        conn: replaced,
-                        code: CloseCode::Replaced,
-                    });
-                }
-                if self
-                    .conns
-                    .get(&holder)
-                    .is_some_and(|c| !c.joined && c.id == id)
-                {
-                    self.welcome(holder, out);
-                }
-            }
-            RosterEvent::Left {
-                client,
-                holder,
-                cause,
-            } => {
-                if self.conns.get(&holder).is_some_and(|c| c.id == client.id) {
-                    match cause {
-                        LeaveCause::Expired => self.expire_local(holder, out),
-                        LeaveCause::Closed => {
-                            self.conns.remove(&holder);
-                        }
-                    }
-                }
-                // The record sockets saw join is the one that leaves (they
-                // differ only in a history that contradicts itself).
-                if let Some(seen) = self.view.remove(&client.id) {
-                    self.broadcast(&client.id, &ServerMessage::RemoteLeave(seen), out);
-                }
-            }
-        }
-    }
-
-    /// Puts `client` in the view, telling local sockets if that changes
-    /// it. A record that differs from the one in view under the same id
-    /// (only in a history that contradicts itself) is told as the old
-    /// one's leave and the new one's join, so sockets never drift from the
-    /// view.
-    fn arrive(&mut self, client: ClientInfo, out: &mut Vec<Output>) {
-        let id = client.id.clone();
-        match self.view.insert(id.clone(), client.clone()) {
-            Some(old) if old == client => {}
-            Some(old) => {
-                self.broadcast(&id, &ServerMessage::RemoteLeave(old), out);
-                self.broadcast(&id, &ServerMessage::RemoteJoin(client), out);
-            }
-            None => self.broadcast(&id, &ServerMessage::RemoteJoin(client), out),
-        }
-    }
-
     fn welcome(&mut self, conn: ConnId, out: &mut Vec<Output>) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
         c.joined = true;
         let id = c.id.clone();
+        self.coalescer.welcomed(conn);
         let text = ServerMessage::Welcome {
             id,
             clients: self.view(),
@@ -560,13 +479,19 @@ impl Hub {
     }
 
     fn expire_local(&mut self, conn: ConnId, out: &mut Vec<Output>) {
-        if self.conns.remove(&conn).is_some() {
+        if self.drop_conn(conn).is_some() {
             send(conn, ServerMessage::Expired.encode(), out);
             out.push(Output::Close {
                 conn,
                 code: CloseCode::LeaseExpired,
             });
         }
+    }
+
+    /// Forgets a socket, and any update it held.
+    fn drop_conn(&mut self, conn: ConnId) -> Option<Conn> {
+        self.coalescer.take(conn);
+        self.conns.remove(&conn)
     }
 
     fn joined_conn_of(&self, id: &ClientId) -> Option<ConnId> {
@@ -598,6 +523,6 @@ pub fn refuse(conn: ConnId, error: &JoinError, out: &mut Vec<Output>) {
     });
 }
 
-fn send(conn: ConnId, text: Arc<str>, out: &mut Vec<Output>) {
+pub(crate) fn send(conn: ConnId, text: Arc<str>, out: &mut Vec<Output>) {
     out.push(Output::Send { conn, text });
 }
