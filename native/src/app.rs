@@ -16,7 +16,6 @@ use axum::routing::get;
 use axum::Router;
 use futures_util::FutureExt;
 use tokio_util::task::TaskTracker;
-use tungstenite::protocol::WebSocketConfig;
 
 use crate::connection::{self, Settings};
 use crate::ids::ConnIds;
@@ -26,8 +25,6 @@ use crate::ids::ConnIds;
 pub struct AppState {
     /// What each socket needs.
     pub settings: Settings,
-    /// Largest accepted message, for the WebSocket layer's limits.
-    pub max_message_bytes: usize,
     /// Connection ids.
     pub conn_ids: Arc<ConnIds>,
     /// Every socket task, so shutdown can wait for their close frames.
@@ -117,38 +114,13 @@ async fn join(state: AppState, request: Request) -> Response {
         return upgrade_required().await;
     };
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
-    let config = WebSocketConfig::default()
-        // A presence client sends pings and states of a few dozen to a few
-        // hundred bytes: a small read buffer keeps idle sockets cheap (the
-        // library reserves 128 KiB by default; 1 KiB cost ~930 B per idle
-        // socket, BENCHMARKS.md "Per idle socket"). A larger message still
-        // arrives whole: the library grows the buffer to the frame's length
-        // (and reads at most this much per call).
-        .read_buffer_size(128)
-        // Frames are fed in bursts and flushed once per burst (see
-        // connection.rs), so a small write buffer batches them into one write.
-        .write_buffer_size(16 * 1024)
-        .max_write_buffer_size(1 << 20)
-        // The library's own limit is a hard cap well above the protocol's:
-        // a message over MAX_MESSAGE_BYTES must be read whole so the core can
-        // answer it with an error and a clean 1009 close, while a reader
-        // error would leave the socket unusable for the close handshake.
-        .max_message_size(Some(hard_cap(state.max_message_bytes)))
-        .max_frame_size(Some(hard_cap(state.max_message_bytes)));
     let conn = state.conn_ids.next();
     // The socket is served by a task of its own, tracked for shutdown. A
     // combinator, not `async move { serving.await }`, which would hold the
     // future twice (captured, then awaited): a future keeps room for
     // everything it captured for its whole life, and every idle socket is
     // one (BENCHMARKS.md, "Per idle socket").
-    let serving = connection::serve(
-        on_upgrade,
-        config,
-        state.settings.clone(),
-        conn,
-        path,
-        query,
-    );
+    let serving = connection::serve(on_upgrade, state.settings.clone(), conn, path, query);
     state.sockets.spawn(serving.map(move |()| drop(permit)));
     (
         StatusCode::SWITCHING_PROTOCOLS,
@@ -167,10 +139,4 @@ fn is_websocket_upgrade(request: &Request) -> bool {
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-}
-
-/// The WebSocket layer's size cap: sixteen times the protocol limit, at
-/// least 64 KiB. Anything larger is cut off without a close handshake.
-fn hard_cap(max_message_bytes: usize) -> usize {
-    max_message_bytes.saturating_mul(16).max(64 * 1024)
 }

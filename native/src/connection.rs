@@ -57,6 +57,9 @@ pub struct Limits {
     pub message_burst: u32,
     /// Messages queued for one socket (`MAX_QUEUED_MESSAGES`).
     pub max_queued: usize,
+    /// The WebSocket library's settings, from `MAX_MESSAGE_BYTES`. Kept
+    /// here (behind the one `Arc`) rather than in each socket's future.
+    pub socket: WebSocketConfig,
     /// Page origins allowed to upgrade (`ALLOWED_ORIGINS`); empty: any.
     pub origins: Vec<String>,
     /// One permit per open WebSocket (`MAX_CONNECTIONS`); `None`: no limit.
@@ -72,6 +75,7 @@ impl Limits {
             message_rate: config.message_rate,
             message_burst: config.message_burst,
             max_queued: config.max_queued_messages,
+            socket: socket_config(config.max_message_bytes),
             origins: config.origins(),
             connections: (config.max_connections > 0)
                 .then(|| std::sync::Arc::new(tokio::sync::Semaphore::new(config.max_connections))),
@@ -87,10 +91,35 @@ impl Default for Limits {
             message_rate: longhouse_core::DEFAULT_MESSAGE_RATE,
             message_burst: longhouse_core::DEFAULT_MESSAGE_BURST,
             max_queued: longhouse_core::defaults::DEFAULT_MAX_QUEUED_MESSAGES,
+            socket: socket_config(longhouse_core::DEFAULT_MAX_MESSAGE_BYTES),
             origins: Vec::new(),
             connections: None,
         }
     }
+}
+
+/// The WebSocket library's settings for messages up to `max_message_bytes`.
+fn socket_config(max_message_bytes: usize) -> WebSocketConfig {
+    // The library's own limit is a hard cap well above the protocol's: a
+    // message over MAX_MESSAGE_BYTES must be read whole so the core can
+    // answer it with an error and a clean 1009 close, while a reader error
+    // would leave the socket unusable for the close handshake. Anything
+    // larger than sixteen times the limit (at least 64 KiB) is cut off.
+    let hard_cap = max_message_bytes.saturating_mul(16).max(64 * 1024);
+    WebSocketConfig::default()
+        // A presence client sends pings and states of a few dozen to a few
+        // hundred bytes: a small read buffer keeps idle sockets cheap (the
+        // library reserves 128 KiB by default; 1 KiB cost ~930 B per idle
+        // socket, BENCHMARKS.md "Round two"). A larger message still
+        // arrives whole: the library grows the buffer to the frame's length
+        // (and reads at most this much per call).
+        .read_buffer_size(128)
+        // Frames are fed in bursts and flushed once per burst (see `pump`),
+        // so a small write buffer batches them into one write.
+        .write_buffer_size(16 * 1024)
+        .max_write_buffer_size(1 << 20)
+        .max_message_size(Some(hard_cap))
+        .max_frame_size(Some(hard_cap))
 }
 
 /// Serves one socket from its upgrade to its end, inside the connection's
@@ -104,7 +133,6 @@ impl Default for Limits {
 /// future (BENCHMARKS.md, "Per idle socket").
 pub fn serve(
     upgrade: OnUpgrade,
-    config: WebSocketConfig,
     settings: Settings,
     conn: ConnId,
     path: String,
@@ -155,13 +183,18 @@ pub fn serve(
             }
         };
         let _open = crate::metrics::OpenConnection::open();
+        // Borrowed, not moved out: a moved copy would be kept as well.
         let request = match parsed {
-            Ok(request) => request,
+            Ok(ref request) => request,
             Err(refusal) => {
                 // Boxed, as every path an idle socket is not on: the task
                 // of every socket is as large as its largest state.
                 Box::pin(async move {
-                    let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config));
+                    let socket = WebSocketStream::from_raw_socket(
+                        io,
+                        Role::Server,
+                        Some(settings.limits.socket),
+                    );
                     let (sink, stream) = socket.await.split();
                     drain(sink, stream, refusal).await;
                 })
@@ -170,7 +203,7 @@ pub fn serve(
             }
         };
         let (tx, mut rx) = outbox(settings.limits.max_queued);
-        settings.store.join(conn, &request, tx).await;
+        settings.store.join(conn, request, tx).await;
         // A welcome already queued (the in-memory store answers at once)
         // is written before the library's buffers exist: its write buffer
         // keeps the room of the largest burst it ever wrote, and the
@@ -193,9 +226,10 @@ pub fn serve(
                 other => rx.unread(other),
             }
         }
-        let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+        let socket =
+            WebSocketStream::from_raw_socket(io, Role::Server, Some(settings.limits.socket)).await;
         let (sink, stream) = socket.split();
-        let how = pump(sink, stream, rx, &settings, &request, conn, welcomed).await;
+        let how = pump(sink, stream, rx, &settings, request, conn, welcomed).await;
         if let Some(how) = how {
             debug!(?how, "socket ended");
             settings.store.closed(&request.space, conn, how).await;
@@ -487,7 +521,7 @@ fn close_frame(code: CloseCode) -> CloseFrame {
 mod sizes {
     use super::*;
 
-    fn size<A, B, C, D, E, G, F>(_: impl FnOnce(A, B, C, D, E, G) -> F) -> usize {
+    fn size<A, B, C, D, E, F>(_: impl FnOnce(A, B, C, D, E) -> F) -> usize {
         std::mem::size_of::<F>()
     }
 

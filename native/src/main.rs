@@ -108,7 +108,6 @@ async fn run(config: Config) -> std::io::Result<()> {
                 .then(|| keepalive::Keepalive::start(Duration::from_millis(config.keepalive_ms))),
             limits: Arc::new(Limits::from_config(&config)),
         },
-        max_message_bytes: config.max_message_bytes,
         conn_ids: Arc::new(ConnIds::new()),
         sockets: sockets.clone(),
     };
