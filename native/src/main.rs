@@ -9,6 +9,7 @@ mod health_check;
 mod ids;
 mod keepalive;
 mod logs;
+mod malloc;
 mod metrics;
 mod outbox;
 mod server;
@@ -34,6 +35,7 @@ use crate::store::{MemoryStore, RedisStore, Store};
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
+    malloc::one_arena();
     logs::init();
     metrics::install();
     let config = match Config::from_env() {
