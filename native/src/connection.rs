@@ -112,8 +112,9 @@ fn socket_config(max_message_bytes: usize) -> WebSocketConfig {
         // library reserves 128 KiB by default; 1 KiB cost ~930 B per idle
         // socket, BENCHMARKS.md "Round two"). A larger message still
         // arrives whole: the library grows the buffer to the frame's length
-        // (and reads at most this much per call).
-        .read_buffer_size(128)
+        // (and reads at most this much per call: more reads for a large
+        // message, which is rare).
+        .read_buffer_size(64)
         // Frames are fed in bursts and flushed once per burst (see `pump`),
         // so a small write buffer batches them into one write.
         .write_buffer_size(16 * 1024)
