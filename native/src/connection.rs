@@ -57,6 +57,9 @@ pub struct Limits {
     pub message_burst: u32,
     /// Messages queued for one socket (`MAX_QUEUED_MESSAGES`).
     pub max_queued: usize,
+    /// Largest accepted message (`MAX_MESSAGE_BYTES`); also bounds a
+    /// server broadcast's body.
+    pub max_message_bytes: usize,
     /// The WebSocket library's settings, from `MAX_MESSAGE_BYTES`. Kept
     /// here (behind the one `Arc`) rather than in each socket's future.
     pub socket: WebSocketConfig,
@@ -75,6 +78,7 @@ impl Limits {
             message_rate: config.message_rate,
             message_burst: config.message_burst,
             max_queued: config.max_queued_messages,
+            max_message_bytes: config.max_message_bytes,
             socket: socket_config(config.max_message_bytes),
             origins: config.origins(),
             connections: (config.max_connections > 0)
@@ -91,6 +95,7 @@ impl Default for Limits {
             message_rate: longhouse_core::DEFAULT_MESSAGE_RATE,
             message_burst: longhouse_core::DEFAULT_MESSAGE_BURST,
             max_queued: longhouse_core::defaults::DEFAULT_MAX_QUEUED_MESSAGES,
+            max_message_bytes: longhouse_core::DEFAULT_MAX_MESSAGE_BYTES,
             socket: socket_config(longhouse_core::DEFAULT_MAX_MESSAGE_BYTES),
             origins: Vec::new(),
             connections: None,
