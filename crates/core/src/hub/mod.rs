@@ -21,8 +21,10 @@ mod apply;
 mod coalesce;
 mod relay;
 mod resync;
+mod view;
 
 use coalesce::Coalescer;
+use view::View;
 
 #[derive(Debug, Clone)]
 struct Conn {
@@ -53,7 +55,8 @@ pub struct Framed {
 #[derive(Debug, Clone)]
 pub struct Hub {
     conns: HashMap<ConnId, Conn>,
-    view: HashMap<ClientId, ClientInfo>,
+    /// The roster as local sockets know it, with each client's text.
+    view: View,
     applied: u64,
     /// Events held back behind a gap: sequence → (arrival number, event).
     buffered: BTreeMap<u64, (u64, RosterEvent)>,
@@ -95,7 +98,7 @@ impl Hub {
     pub fn new(max_message_bytes: usize, applied: u64) -> Self {
         Hub {
             conns: HashMap::new(),
-            view: HashMap::new(),
+            view: View::default(),
             applied,
             buffered: BTreeMap::new(),
             arrivals: 0,
@@ -433,9 +436,7 @@ impl Hub {
 
     /// The roster as local sockets know it, in welcome order.
     pub fn view(&self) -> Vec<ClientInfo> {
-        let mut clients: Vec<ClientInfo> = self.view.values().cloned().collect();
-        clients.sort_by(|a, b| (a.joined_at, &a.id).cmp(&(b.joined_at, &b.id)));
-        clients
+        self.view.sorted()
     }
 
     /// The client under `id` as local sockets know it.
@@ -470,12 +471,7 @@ impl Hub {
         c.joined = true;
         let id = c.id.clone();
         self.coalescer.welcomed(conn);
-        let text = ServerMessage::Welcome {
-            id,
-            clients: self.view(),
-        }
-        .encode();
-        send(conn, text, out);
+        send(conn, self.view.welcome(&id), out);
     }
 
     fn expire_local(&mut self, conn: ConnId, out: &mut Vec<Output>) {
