@@ -250,6 +250,24 @@ pub fn welcome_text(id: &ClientId, clients: &[&str]) -> Arc<str> {
     text.into()
 }
 
+/// A `remote join` around a client's kept text: the bytes
+/// [`ServerMessage::RemoteJoin`] encodes to.
+pub fn remote_join_text(client: &str) -> Arc<str> {
+    event_text("remote join", client)
+}
+
+/// A `remote update` around a client's kept text: the bytes
+/// [`ServerMessage::RemoteUpdate`] encodes to.
+pub fn remote_update_text(client: &str) -> Arc<str> {
+    event_text("remote update", client)
+}
+
+fn event_text(event: &str, client: &str) -> Arc<str> {
+    [r#"{"event":""#, event, r#"","client":"#, client, "}"]
+        .concat()
+        .into()
+}
+
 /// The error text a removed client gets before its close 4003.
 pub const REMOVED_TEXT: &str = "Removed";
 
@@ -297,6 +315,17 @@ mod tests {
             let texts: Vec<Arc<str>> = clients.iter().map(client_text).collect();
             let texts: Vec<&str> = texts.iter().map(|t| &**t).collect();
             let text = welcome_text(&id, &texts);
+            for c in &clients {
+                let kept = client_text(c);
+                assert_eq!(
+                    remote_join_text(&kept),
+                    ServerMessage::RemoteJoin(c.clone()).encode()
+                );
+                assert_eq!(
+                    remote_update_text(&kept),
+                    ServerMessage::RemoteUpdate(c.clone()).encode()
+                );
+            }
             assert_eq!(text, ServerMessage::Welcome { id, clients }.encode());
         }
     }

@@ -499,10 +499,33 @@ impl Hub {
 
     /// Sends to every welcomed socket except the subject's own.
     fn broadcast(&self, subject: &ClientId, message: &ServerMessage, out: &mut Vec<Output>) {
+        self.broadcast_text(subject, || message.encode(), out);
+    }
+
+    /// Sends `subject`'s `remote join` (or `remote update`), made of its
+    /// kept text, to every welcomed socket except its own.
+    fn broadcast_viewed(
+        &self,
+        subject: &ClientId,
+        event: fn(&str) -> Arc<str>,
+        out: &mut Vec<Output>,
+    ) {
+        let kept = self.view.text_of(subject).expect("a client in view");
+        self.broadcast_text(subject, || event(kept), out);
+    }
+
+    /// Sends one text, rendered at most once and only if someone gets it,
+    /// to every welcomed socket except the subject's own.
+    fn broadcast_text(
+        &self,
+        subject: &ClientId,
+        render: impl Fn() -> Arc<str>,
+        out: &mut Vec<Output>,
+    ) {
         let mut text: Option<Arc<str>> = None;
         for (&conn, c) in &self.conns {
             if c.joined && &c.id != subject {
-                let text = text.get_or_insert_with(|| message.encode()).clone();
+                let text = text.get_or_insert_with(&render).clone();
                 out.push(Output::Send { conn, text });
             }
         }

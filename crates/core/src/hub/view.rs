@@ -77,8 +77,7 @@ impl View {
         welcome_text(id, &texts)
     }
 
-    /// The kept text of the client under `id` (for tests).
-    #[cfg(test)]
+    /// The kept text of the client under `id`, for the events about it.
     pub(crate) fn text_of(&self, id: &ClientId) -> Option<&str> {
         self.clients.get(id).map(|v| &*v.text)
     }
