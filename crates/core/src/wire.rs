@@ -217,11 +217,12 @@ impl ServerMessage {
 }
 
 /// One client object's text, as welcomes and events embed it: the hub
-/// renders it when a client joins or changes and keeps it.
-pub fn client_text(client: &ClientInfo) -> Arc<str> {
+/// renders it when a client joins or changes and keeps it (boxed to its
+/// exact length: one is kept per client in view, and never shared).
+pub fn client_text(client: &ClientInfo) -> Box<str> {
     serde_json::to_string(client)
         .expect("client objects always serialize")
-        .into()
+        .into_boxed_str()
 }
 
 /// A welcome made of its clients' kept texts, in welcome order: the same
@@ -312,7 +313,7 @@ mod tests {
             vec![client("3f0c", "a@example.com", 1_433_538_566_480), b],
         ] {
             let id = ClientId::parse("x-y_1").unwrap();
-            let texts: Vec<Arc<str>> = clients.iter().map(client_text).collect();
+            let texts: Vec<Box<str>> = clients.iter().map(client_text).collect();
             let texts: Vec<&str> = texts.iter().map(|t| &**t).collect();
             let text = welcome_text(&id, &texts);
             for c in &clients {

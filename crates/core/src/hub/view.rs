@@ -12,7 +12,7 @@ use crate::wire::{client_text, welcome_text, ClientInfo};
 #[derive(Debug, Clone)]
 struct Viewed {
     info: ClientInfo,
-    text: Arc<str>,
+    text: Box<str>,
 }
 
 /// The roster as local sockets know it, keyed by client id.
