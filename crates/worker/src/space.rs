@@ -14,8 +14,8 @@ use longhouse_core::api::{kick, parse_broadcast, removed_json, ApiError, KickTar
 use longhouse_core::webhook::{Answer, Attempt, BatchId};
 use longhouse_core::{
     event_kind, roster_json, Auth, ClientId, CloseCode, ConnId, Disconnect, Frame, JoinRequest,
-    Output, RosterEvent, ServerMessage, Space as CoreSpace, SpaceConfig, SpaceName, Step,
-    UnixMillis, PING_TEXT, PONG_TEXT,
+    Output, RosterEvent, ServerMessage, Space as CoreSpace, SpaceConfig, Step, UnixMillis,
+    PING_TEXT, PONG_TEXT,
 };
 use serde::{Deserialize, Serialize};
 use worker::{
@@ -538,9 +538,9 @@ impl Inner {
     /// is listed), a server broadcast for a `POST`, a kick for a `DELETE`.
     async fn plain_http(&self, mut req: Request) -> Result<Response> {
         let url = req.url()?;
-        let space = match SpaceName::from_path(url.path()) {
+        let space = match longhouse_core::api::request_space(url.path()) {
             Ok(space) => space,
-            Err(error) => return api::json_error(400, &error.to_string()),
+            Err(error) => return api::api_error(&error),
         };
         match req.method() {
             Method::Get => {
