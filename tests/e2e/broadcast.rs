@@ -190,3 +190,15 @@ pub async fn broadcasts_keep_order_across_instances_and_joins(cx: &Ctx) -> Resul
     }
     Ok(())
 }
+
+/// Broadcasts count towards `MESSAGE_RATE`: a client that broadcasts faster
+/// than it allows is closed 1008 (`Rate limit exceeded`) and seen leaving.
+pub async fn broadcasts_count_towards_the_message_rate(cx: &Ctx) -> Result<()> {
+    let space = cx.space();
+    let mut a = cx.join(&space, "a").await?;
+    let message = r#"{"action":"broadcast","data":1}"#;
+    let reason =
+        crate::reasons::flood_until_rate_limited(cx, &space, &mut a, message, "broadcast").await?;
+    ensure!(reason == "left", "{reason}");
+    Ok(())
+}

@@ -547,6 +547,21 @@ fn cases() -> Vec<Case> {
         case!(reasons::clean_close_is_left, DEFAULT, [PresenceState]),
         case!(reasons::violation_close_is_left, DEFAULT, [PresenceState]),
         case!(reasons::expiry_is_expired, SHORT, [PresenceState]),
+        case!(
+            reasons::rate_limit_close_is_left,
+            Uses::Shared(trust::RATE),
+            [PresenceState]
+        ),
+        case!(
+            broadcast::broadcasts_count_towards_the_message_rate,
+            Uses::Shared(trust::RATE),
+            [PresenceState]
+        ),
+        case!(
+            state::updates_count_towards_the_message_rate,
+            Uses::Shared(trust::RATE),
+            [PresenceState]
+        ),
         // 13. Broadcast and the cursor (v2)
         case!(
             broadcast::broadcasts_reach_everyone_else_in_order_never_the_sender,

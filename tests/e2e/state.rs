@@ -101,7 +101,8 @@ pub async fn join_state_is_in_the_welcome_and_the_remote_join(cx: &Ctx) -> Resul
 }
 
 /// `state=` that is not JSON, not an object (null included) or over
-/// `MAX_STATE_BYTES` (1024): `Invalid state`, close 1008, nobody sees it.
+/// `MAX_STATE_BYTES` (1024, counted in UTF-8 bytes): `Invalid state`,
+/// close 1008, checked after `id`; nobody sees it.
 pub async fn bad_join_state_is_invalid_state_1008(cx: &Ctx) -> Result<()> {
     let space = cx.space();
     let base = cx.dep().ws_base();
@@ -113,6 +114,18 @@ pub async fn bad_join_state_is_invalid_state_1008(cx: &Ctx) -> Result<()> {
             .await
             .with_context(|| format!("state={state:.40}"))?;
     }
+    // The limit is on UTF-8 bytes: 517 characters, 1026 bytes.
+    let wide = format!(r#"{{"p":"{}"}}"#, "é".repeat(509));
+    let mut c = Client::connect_url(&url_with(&base, &space, "b", &[("state", &wide)])).await?;
+    c.expect_rejected("Invalid state", 1008)
+        .await
+        .context("1026 UTF-8 bytes in 517 characters")?;
+    // Checked after `id`: a bad id with a bad state is `Invalid id`.
+    let both = url_with(&base, &space, "b", &[("id", "a.b"), ("state", "{")]);
+    let mut c = Client::connect_url(&both).await?;
+    c.expect_rejected("Invalid id", 1008)
+        .await
+        .context("bad id and bad state")?;
     // 1024 bytes exactly is fine.
     let fits = format!(r#"{{"p":"{}"}}"#, "x".repeat(1024 - 8));
     let b = join_with(&base, &space, "b", &[("state", &fits)]).await?;
@@ -523,4 +536,17 @@ pub async fn sigterm_instance_clients_resume_with_their_state(cx: &Ctx) -> Resul
     let seen = welcome_entry(&b2, &a.id)?;
     ensure!(seen.get("state").is_none(), "{seen}");
     expect_all_silent(&mut [&mut a, &mut b2]).await
+}
+
+/// Updates count towards `MESSAGE_RATE`: a client that updates faster than
+/// it allows is closed 1008 (`Rate limit exceeded`) and seen leaving.
+pub async fn updates_count_towards_the_message_rate(cx: &Ctx) -> Result<()> {
+    let space = cx.space();
+    let mut a = cx.join(&space, "a").await?;
+    let message = r#"{"action":"update","state":{"n":1}}"#;
+    let reason =
+        crate::reasons::flood_until_rate_limited(cx, &space, &mut a, message, "remote update")
+            .await?;
+    ensure!(reason == "left", "{reason}");
+    Ok(())
 }
