@@ -508,6 +508,11 @@ fn cases() -> Vec<Case> {
         ),
         case!(state::update_renews_the_lease, SHORT, [PresenceState]),
         case!(
+            state::interval_zero_sends_every_update,
+            Uses::Shared(state::NO_COALESCING),
+            [PresenceState]
+        ),
+        case!(
             state::resume_keeps_state_and_state_on_resume_is_one_update,
             DEFAULT,
             [PresenceState]

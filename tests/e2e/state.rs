@@ -6,13 +6,20 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use longhouse_e2e::client::encode_space;
-use longhouse_e2e::{Client, Ctx};
+use longhouse_e2e::target::ServerLimits;
+use longhouse_e2e::{Client, Ctx, TargetOptions};
 use serde_json::{json, Value};
 
 use crate::support::expect_all_silent;
 
 /// The default `UPDATE_INTERVAL_MS`.
 pub const INTERVAL: Duration = Duration::from_millis(50);
+
+/// A deployment with `UPDATE_INTERVAL_MS=0`: no coalescing.
+pub const NO_COALESCING: TargetOptions = TargetOptions::DEFAULT.with_limits(ServerLimits {
+    update_interval_ms: Some(0),
+    ..ServerLimits::NONE
+});
 
 /// `{base}/{space}?identity=…&…` with every parameter encoded.
 pub fn url_with(base: &str, space: &str, identity: &str, params: &[(&str, &str)]) -> String {
@@ -549,4 +556,23 @@ pub async fn updates_count_towards_the_message_rate(cx: &Ctx) -> Result<()> {
             .await?;
     ensure!(reason == "left", "{reason}");
     Ok(())
+}
+
+/// `UPDATE_INTERVAL_MS=0`: every update reaches the others, none held or
+/// skipped, in the order sent.
+pub async fn interval_zero_sends_every_update(cx: &Ctx) -> Result<()> {
+    let space = cx.space();
+    let mut a = cx.join(&space, "a").await?;
+    let mut b = cx.join(&space, "b").await?;
+    a.expect_join(&b.member()).await?;
+    let total = 20u64;
+    for n in 0..total {
+        a.send_json(&update(json!({ "n": n }))).await?;
+    }
+    for n in 0..total {
+        let v = expect_event_json(&mut b, "remote update").await?;
+        ensure!(v["client"]["id"] == a.id.as_str(), "{v}");
+        ensure!(v["client"]["state"] == json!({ "n": n }), "update {n}: {v}");
+    }
+    expect_all_silent(&mut [&mut a, &mut b]).await
 }
