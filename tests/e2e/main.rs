@@ -441,6 +441,11 @@ fn cases() -> Vec<Case> {
             [Webhooks]
         ),
         case!(
+            webhooks::no_answer_in_ten_seconds_is_retried,
+            Uses::Own,
+            [Webhooks]
+        ),
+        case!(
             webhooks::order_within_a_space_is_kept,
             Uses::Own,
             [Webhooks]

@@ -230,6 +230,42 @@ pub async fn failing_receiver_gets_the_same_ids_again_with_backoff(cx: &Ctx) -> 
     Ok(())
 }
 
+/// A POST that gets no answer in 10 s has failed: the same ids are sent
+/// again, after the 10 s and the first back-off (1 s), and delivered.
+pub async fn no_answer_in_ten_seconds_is_retried(cx: &Ctx) -> Result<()> {
+    let (receiver, dep) = with_receiver(cx, TargetOptions::DEFAULT).await?;
+    receiver.hang_next(1);
+    let space = cx.space();
+    let ann = unique("ann");
+    let _a = join(&dep, &space, &ann).await?;
+    let requests = receiver
+        .wait_until(Duration::from_secs(20), "a second attempt", |rs| {
+            rs.len() >= 2
+        })
+        .await?;
+    let statuses: Vec<u16> = requests.iter().map(|r| r.status).collect();
+    ensure!(statuses[..2] == [0, 204], "statuses {statuses:?}");
+    ensure!(
+        requests[1].ids() == requests[0].ids(),
+        "ids changed: {requests:#?}"
+    );
+    let gap = requests[1].at - requests[0].at;
+    ensure!(
+        gap >= Duration::from_millis(9_900) && gap < Duration::from_secs(14),
+        "retry after {gap:?}"
+    );
+    let delivered = receiver.delivered();
+    ensure!(
+        summary(&delivered)
+            == vec![
+                ev("space.occupied", None, None),
+                ev("member.joined", Some(&ann), None),
+            ],
+        "delivered: {delivered:#?}"
+    );
+    Ok(())
+}
+
 /// Many changes in quick succession reach the receiver in the order they
 /// happened, whatever the batching: an observer stays in the space (so
 /// it is occupied once), and sees each of five others join and leave.
