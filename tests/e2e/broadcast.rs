@@ -12,12 +12,7 @@ use crate::support::expect_all_silent;
 /// order sent, `from` the sender; never the sender itself.
 pub async fn broadcasts_reach_everyone_else_in_order_never_the_sender(cx: &Ctx) -> Result<()> {
     let space = cx.space();
-    let mut a = cx.join(&space, "a").await?;
-    let mut b = cx.join(&space, "b").await?;
-    let mut c = cx.join(&space, "c").await?;
-    a.expect_join(&b.member()).await?;
-    a.expect_join(&c.member()).await?;
-    b.expect_join(&c.member()).await?;
+    let (mut a, mut b, mut c) = crate::support::join_three(cx, &space).await?;
     let data = [
         json!(1),
         json!("two"),
@@ -79,12 +74,7 @@ pub async fn broadcast_without_data_is_invalid_and_nothing_is_stored(cx: &Ctx) -
 /// replaced); the sender gets nothing.
 pub async fn cursor_is_relayed_with_the_senders_client_id(cx: &Ctx) -> Result<()> {
     let space = cx.space();
-    let mut a = cx.join(&space, "a").await?;
-    let mut b = cx.join(&space, "b").await?;
-    let mut c = cx.join(&space, "c").await?;
-    a.expect_join(&b.member()).await?;
-    a.expect_join(&c.member()).await?;
-    b.expect_join(&c.member()).await?;
+    let (mut a, mut b, mut c) = crate::support::join_three(cx, &space).await?;
     a.send_text(r#"{"action":"cursor","x":12,"y":34.5,"clientId":"forged","page":"/doc"}"#)
         .await?;
     for other in [&mut b, &mut c] {

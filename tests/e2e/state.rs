@@ -145,12 +145,7 @@ pub async fn bad_join_state_is_invalid_state_1008(cx: &Ctx) -> Result<()> {
 /// newcomer's welcome has the latest.
 pub async fn update_reaches_everyone_else_never_the_sender(cx: &Ctx) -> Result<()> {
     let space = cx.space();
-    let mut a = cx.join(&space, "a").await?;
-    let mut b = cx.join(&space, "b").await?;
-    let mut c = cx.join(&space, "c").await?;
-    a.expect_join(&b.member()).await?;
-    a.expect_join(&c.member()).await?;
-    b.expect_join(&c.member()).await?;
+    let (mut a, mut b, mut c) = crate::support::join_three(cx, &space).await?;
     a.send_json(&update(json!({"cursor": {"x": 3, "y": 4}})))
         .await?;
     for other in [&mut b, &mut c] {
