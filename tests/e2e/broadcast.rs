@@ -130,14 +130,15 @@ pub async fn broadcasts_keep_order_across_instances_and_joins(cx: &Ctx) -> Resul
     let base = cx.dep().ws_base();
     let space2 = space.clone();
     let joiner = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Join while the broadcasts are under way.
+        longhouse_e2e::let_time_pass(Duration::from_millis(20)).await;
         Client::join(&base, &space2, "late", None).await
     });
     for n in 0..total {
         a.send_json(&json!({"action": "broadcast", "data": n}))
             .await?;
         if n % 20 == 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            longhouse_e2e::let_time_pass(Duration::from_millis(5)).await;
         }
     }
     let mut late = joiner.await.map_err(|e| anyhow!("{e}"))??;

@@ -159,12 +159,12 @@ pub async fn update_reaches_everyone_else_never_the_sender(cx: &Ctx) -> Result<(
     }
     a.expect_silence().await?;
     // Past the interval, so that this one is not held.
-    tokio::time::sleep(INTERVAL * 2).await;
+    longhouse_e2e::let_time_pass(INTERVAL * 2).await;
     a.send_json(&update(Value::Null)).await?;
     let v = expect_event_json(&mut b, "remote update").await?;
     ensure!(v["client"].get("state").is_none(), "cleared: {v}");
     expect_event_json(&mut c, "remote update").await?;
-    tokio::time::sleep(INTERVAL * 2).await;
+    longhouse_e2e::let_time_pass(INTERVAL * 2).await;
     a.send_json(&update(json!({"status": "away"}))).await?;
     expect_event_json(&mut b, "remote update").await?;
     expect_event_json(&mut c, "remote update").await?;
@@ -448,7 +448,7 @@ pub async fn states_converge_on_every_instance(cx: &Ctx) -> Result<()> {
                 last.insert(c.id.clone(), state);
             }
         }
-        tokio::time::sleep(Duration::from_millis(7)).await;
+        longhouse_e2e::let_time_pass(Duration::from_millis(7)).await;
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     for (c, view) in clients.iter_mut().zip(views.iter_mut()) {
