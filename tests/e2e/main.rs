@@ -518,6 +518,11 @@ fn cases() -> Vec<Case> {
             [PresenceState]
         ),
         case!(
+            state::held_update_is_sent_once_the_interval_has_passed,
+            Uses::Shared(state::LONG_INTERVAL),
+            [PresenceState]
+        ),
+        case!(
             state::resume_keeps_state_and_state_on_resume_is_one_update,
             DEFAULT,
             [PresenceState]

@@ -15,6 +15,16 @@ use crate::support::expect_all_silent;
 /// The default `UPDATE_INTERVAL_MS`.
 pub const INTERVAL: Duration = Duration::from_millis(50);
 
+/// The interval of [`LONG_INTERVAL`]: long enough to tell held from sent
+/// on a loaded machine.
+const LONG: Duration = Duration::from_millis(1000);
+
+/// A deployment with `UPDATE_INTERVAL_MS=1000`.
+pub const LONG_INTERVAL: TargetOptions = TargetOptions::DEFAULT.with_limits(ServerLimits {
+    update_interval_ms: Some(1000),
+    ..ServerLimits::NONE
+});
+
 /// A deployment with `UPDATE_INTERVAL_MS=0`: no coalescing.
 pub const NO_COALESCING: TargetOptions = TargetOptions::DEFAULT.with_limits(ServerLimits {
     update_interval_ms: Some(0),
@@ -569,5 +579,39 @@ pub async fn interval_zero_sends_every_update(cx: &Ctx) -> Result<()> {
         ensure!(v["client"]["id"] == a.id.as_str(), "{v}");
         ensure!(v["client"]["state"] == json!({ "n": n }), "update {n}: {v}");
     }
+    expect_all_silent(&mut [&mut a, &mut b]).await
+}
+
+/// An update sent within the interval after the last one sent is held,
+/// replaced by a later one, and sent once the interval has passed: three
+/// updates at once reach the others as the first at once and the last
+/// about one interval later (all three only should the machine stall
+/// between sending them), never as the middle one alone.
+pub async fn held_update_is_sent_once_the_interval_has_passed(cx: &Ctx) -> Result<()> {
+    let space = cx.space();
+    let mut a = cx.join(&space, "a").await?;
+    let mut b = cx.join(&space, "b").await?;
+    a.expect_join(&b.member()).await?;
+    for n in 0..3 {
+        a.send_json(&update(json!({ "n": n }))).await?;
+    }
+    let mut seen = Vec::new();
+    while seen.last().map(|(n, _)| *n) != Some(2) {
+        let (v, at) = b.recv_json_timed(LONG * 3).await?;
+        ensure!(v["event"] == "remote update", "{v}");
+        let n = v["client"]["state"]["n"].as_u64().unwrap_or(u64::MAX);
+        seen.push((n, at));
+    }
+    let ns: Vec<u64> = seen.iter().map(|(n, _)| *n).collect();
+    ensure!(ns == [0, 2] || ns == [0, 1, 2], "seen {ns:?}");
+    let first = seen[0].1;
+    let (_, held_at) = seen[1];
+    let gap = held_at - first;
+    // The first was sent at once; the next left a whole interval after it
+    // (less the first's delivery time), and within the protocol's bound.
+    ensure!(
+        gap >= LONG - crate::support::DELIVERY_SLACK && gap <= LONG + Duration::from_millis(500),
+        "the held update came {gap:?} after the first ({ns:?})"
+    );
     expect_all_silent(&mut [&mut a, &mut b]).await
 }
