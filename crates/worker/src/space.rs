@@ -167,8 +167,13 @@ impl Inner {
             return self.plain_http(req).await;
         }
         let url = req.url()?;
-        let request = match JoinRequest::parse_with(url.path(), url.query(), &settings.auth, now())
-        {
+        let request = match JoinRequest::parse_limited(
+            url.path(),
+            url.query(),
+            &settings.auth,
+            now(),
+            settings.config.max_state_bytes,
+        ) {
             Ok(r) => r,
             // The Worker refuses bad joins before they get here.
             Err(e) => return Response::error(e.to_string(), 400),
