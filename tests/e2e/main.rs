@@ -46,6 +46,9 @@ use longhouse_e2e::{Capability, Ctx, Suite, TargetOptions};
 type CaseFn = for<'a> fn(&'a Ctx) -> Pin<Box<dyn Future<Output = Result<()>> + 'a>>;
 
 /// Which deployment a case runs on.
+// `TargetOptions` is a few hundred bytes, and `Uses` is `Copy`, made once
+// a case: boxing the variant would lose `Copy` and save nothing that counts.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy)]
 enum Uses {
     /// The deployment shared by all cases with these options.
@@ -515,6 +518,11 @@ fn cases() -> Vec<Case> {
         case!(
             state::interval_zero_sends_every_update,
             Uses::Shared(state::NO_COALESCING),
+            [PresenceState]
+        ),
+        case!(
+            state::max_state_bytes_setting_is_honoured,
+            Uses::Shared(state::SMALL_STATES),
             [PresenceState]
         ),
         case!(

@@ -25,6 +25,12 @@ pub const LONG_INTERVAL: TargetOptions = TargetOptions::DEFAULT.with_limits(Serv
     ..ServerLimits::NONE
 });
 
+/// A deployment with `MAX_STATE_BYTES=64`.
+pub const SMALL_STATES: TargetOptions = TargetOptions::DEFAULT.with_limits(ServerLimits {
+    max_state_bytes: Some(64),
+    ..ServerLimits::NONE
+});
+
 /// A deployment with `UPDATE_INTERVAL_MS=0`: no coalescing.
 pub const NO_COALESCING: TargetOptions = TargetOptions::DEFAULT.with_limits(ServerLimits {
     update_interval_ms: Some(0),
@@ -612,6 +618,35 @@ pub async fn held_update_is_sent_once_the_interval_has_passed(cx: &Ctx) -> Resul
     ensure!(
         gap >= LONG - crate::support::DELIVERY_SLACK && gap <= LONG + Duration::from_millis(500),
         "the held update came {gap:?} after the first ({ns:?})"
+    );
+    expect_all_silent(&mut [&mut a, &mut b]).await
+}
+
+/// `MAX_STATE_BYTES` is honoured (64 here): at join, 65 bytes are `Invalid
+/// state` (1008) and 64 fit; by update, 65 bytes are `State too large` and
+/// 64 reach the others.
+pub async fn max_state_bytes_setting_is_honoured(cx: &Ctx) -> Result<()> {
+    let space = cx.space();
+    let base = cx.dep().ws_base();
+    let of_len = |len: usize| format!(r#"{{"p":"{}"}}"#, "x".repeat(len - 8));
+    let (fits, over) = (of_len(64), of_len(65));
+    let mut c = Client::connect_url(&url_with(&base, &space, "a", &[("state", &over)])).await?;
+    c.expect_rejected("Invalid state", 1008).await?;
+    let mut a = join_with(&base, &space, "a", &[("state", &fits)]).await?;
+    let mut b = cx.join(&space, "b").await?;
+    ensure!(welcome_entry(&b, &a.id)?["state"] == serde_json::from_str::<Value>(&fits)?);
+    a.expect_join(&b.member()).await?;
+    a.send_text(&format!(r#"{{"action":"update","state":{over}}}"#))
+        .await?;
+    a.expect_error("State too large").await?;
+    // Another state of 64 bytes (the same again might be no change).
+    let other = fits.replace('x', "y");
+    a.send_text(&format!(r#"{{"action":"update","state":{other}}}"#))
+        .await?;
+    let v = expect_event_json(&mut b, "remote update").await?;
+    ensure!(
+        v["client"]["state"] == serde_json::from_str::<Value>(&other)?,
+        "{v}"
     );
     expect_all_silent(&mut [&mut a, &mut b]).await
 }

@@ -66,9 +66,10 @@ pub struct ServerLimits {
     pub admin_token: Option<&'static str>,
     /// `WEBHOOK_URL` and `WEBHOOK_SECRET` (section 14).
     pub webhook: Option<(&'static str, &'static str)>,
-    /// `UPDATE_INTERVAL_MS` (section 10); a `u16` keeps the options small
-    /// enough for clippy's enum-size lint in the harness.
-    pub update_interval_ms: Option<u16>,
+    /// `UPDATE_INTERVAL_MS` (section 10).
+    pub update_interval_ms: Option<u64>,
+    /// `MAX_STATE_BYTES` (section 10).
+    pub max_state_bytes: Option<usize>,
 }
 
 impl ServerLimits {
@@ -86,6 +87,7 @@ impl ServerLimits {
         admin_token: None,
         webhook: None,
         update_interval_ms: None,
+        max_state_bytes: None,
     };
 
     /// The knobs that are set, as environment variables.
@@ -128,6 +130,9 @@ impl ServerLimits {
         }
         if let Some(v) = self.update_interval_ms {
             env.push(("UPDATE_INTERVAL_MS", v.to_string()));
+        }
+        if let Some(v) = self.max_state_bytes {
+            env.push(("MAX_STATE_BYTES", v.to_string()));
         }
         env.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
