@@ -292,7 +292,7 @@ fn holder_of(op: &StoreOp) -> Option<ConnId> {
         | StoreOp::Leave { holder, .. }
         | StoreOp::Update { holder, .. } => Some(*holder),
         StoreOp::Relay { from, .. } => from.as_ref().map(|(_, h)| *h),
-        StoreOp::Sweep | StoreOp::Resync { .. } => None,
+        StoreOp::Sweep | StoreOp::Resync { .. } | StoreOp::Remove { .. } => None,
     }
 }
 

@@ -12,6 +12,17 @@ use crate::time::UnixMillis;
 use crate::wire::ClientInfo;
 use crate::ConnId;
 
+/// Which record [`SharedSpace::took`] kept for a socket's lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Took {
+    /// The event's was not a lease of that socket.
+    Nothing,
+    /// The event's.
+    Event,
+    /// One the socket's own updates (or an earlier join) made.
+    Kept,
+}
+
 impl SharedSpace {
     pub(super) fn replied(
         &mut self,
@@ -111,8 +122,9 @@ impl SharedSpace {
                             self.send_join(conn, now, out);
                             return;
                         }
-                        self.took(conn, last, reply.now);
-                        self.resume_changes(conn, last, now, out);
+                        if self.took(conn, last, reply.now) == Took::Event {
+                            self.resume_changes(conn, last, now, out);
+                        }
                         if self.ready && reply.epoch == self.epoch {
                             self.hub.confirm(conn, last.seq, &mut out.step.outputs);
                         } else {
@@ -127,7 +139,9 @@ impl SharedSpace {
 
     /// A resume whose request changes the record (`state=`, a token with
     /// other `info`, `username=`): one update after it, as
-    /// [`crate::Space::join`] does.
+    /// [`crate::Space::join`] does. Only for a lease taken as the event
+    /// shows it: a record this socket updated since (welcomed by the
+    /// channel first) already carries the changes, and is the latest.
     fn resume_changes(
         &mut self,
         conn: ConnId,
@@ -159,36 +173,39 @@ impl SharedSpace {
         self.call(op, Pending::Update(id, conn), now, out);
     }
 
-    /// Records the lease a join's event gave a socket of ours.
-    pub(super) fn took(&mut self, conn: ConnId, event: &Sequenced, store_now: UnixMillis) {
+    /// Records the lease a join's event gave a socket of ours; says which
+    /// record it keeps.
+    pub(super) fn took(&mut self, conn: ConnId, event: &Sequenced, store_now: UnixMillis) -> Took {
         let (RosterEvent::Joined { client, holder } | RosterEvent::Resumed { client, holder, .. }) =
             &event.event
         else {
-            return;
+            return Took::Nothing;
         };
-        if *holder == conn {
-            // An update made before this reply is the lease's latest.
-            // (A join sent again for a lease this socket took already keeps
-            // the record it has: later updates may have changed it.)
-            let client = match self.early.remove(&conn) {
-                Some(updated) if updated.same_lease(client) => updated,
-                _ => match self.own.get(&client.id) {
-                    Some(own) if own.conn == conn && own.client.same_lease(client) => {
-                        own.client.clone()
-                    }
-                    _ => client.clone(),
-                },
-            };
-            self.own.insert(
-                client.id.clone(),
-                Own {
-                    conn,
-                    client,
-                    expires_at: store_now.plus(self.config.space.ttl_ms),
-                    lost: false,
-                },
-            );
+        if *holder != conn {
+            return Took::Nothing;
         }
+        // An update made before this reply is the lease's latest.
+        // (A join sent again for a lease this socket took already keeps
+        // the record it has: later updates may have changed it.)
+        let (took, client) = match self.early.remove(&conn) {
+            Some(updated) if updated.same_lease(client) => (Took::Kept, updated),
+            _ => match self.own.get(&client.id) {
+                Some(own) if own.conn == conn && own.client.same_lease(client) => {
+                    (Took::Kept, own.client.clone())
+                }
+                _ => (Took::Event, client.clone()),
+            },
+        };
+        self.own.insert(
+            client.id.clone(),
+            Own {
+                conn,
+                client,
+                expires_at: store_now.plus(self.config.space.ttl_ms),
+                lost: false,
+            },
+        );
+        took
     }
 
     /// Applies a reply's events, snapshot and next expiry to the view, if
