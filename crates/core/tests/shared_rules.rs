@@ -441,8 +441,7 @@ fn a_resumes_welcome_shows_the_state_it_brought_and_a_later_update_wins() {
     assert_eq!(store_state(&store, "a"), Some(json!({"n": 4})));
     let last = texts_to(&steps, 2)
         .into_iter()
-        .filter(|t| t.contains("remote update"))
-        .last()
+        .rfind(|t| t.contains("remote update"))
         .expect("b sees the update");
     assert!(last.contains(r#""n":4"#), "b's last view of a: {last}");
     assert!(
