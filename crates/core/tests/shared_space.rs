@@ -73,6 +73,8 @@ type Seen = (String, String);
 #[derive(Debug, Default, Clone)]
 struct Told {
     asked: String,
+    /// The `state=` its join brought: its welcome must show it.
+    brought: Option<Value>,
     welcomed: bool,
     view: BTreeMap<String, Seen>,
     /// The state of each client in view (`Null`: none).
@@ -112,6 +114,15 @@ fn observe(told: &mut BTreeMap<ConnId, Told>, outputs: &[Output], ordered: bool)
                         prop_assert!(t.view.insert(id, s).is_none(), "double in {}", text);
                     }
                     prop_assert!(t.view.contains_key(&t.asked), "welcome without self");
+                    if let Some(brought) = &t.brought {
+                        prop_assert_eq!(
+                            t.states.get(&t.asked),
+                            Some(brought),
+                            "{}'s welcome lacks the state it brought: {}",
+                            conn,
+                            text
+                        );
+                    }
                     t.welcomed = true;
                 } else if v["event"] == "remote join" {
                     prop_assert!(t.welcomed, "{} got {} before its welcome", conn, text);
@@ -212,10 +223,12 @@ enum IdChoice {
 
 #[derive(Debug, Clone)]
 enum Op {
+    /// `state`: with a `state=` (numbered like an update).
     Join {
         inst: usize,
         identity: usize,
         id: IdChoice,
+        state: bool,
     },
     Ping(usize),
     /// A state update (numbered, so order can be checked); `clear`: null.
@@ -264,8 +277,8 @@ fn op() -> impl Strategy<Value = Op> {
         Just(Loss::Rollback),
     ];
     prop_oneof![
-        4 => (inst.clone(), 0..IDENTITIES.len(), id)
-            .prop_map(|(inst, identity, id)| Op::Join { inst, identity, id }),
+        4 => (inst.clone(), 0..IDENTITIES.len(), id, prop::bool::weighted(0.4))
+            .prop_map(|(inst, identity, id, state)| Op::Join { inst, identity, id, state }),
         3 => any::<usize>().prop_map(Op::Ping),
         4 => (any::<usize>(), prop::bool::weighted(0.1))
             .prop_map(|(pick, clear)| Op::Update { pick, clear }),
@@ -381,7 +394,7 @@ impl World {
         Ok(())
     }
 
-    fn join(&mut self, i: usize, identity: usize, id: &IdChoice) -> TestResult {
+    fn join(&mut self, i: usize, identity: usize, id: &IdChoice, state: bool) -> TestResult {
         let (id, identity) = match id {
             IdChoice::Known {
                 pick,
@@ -402,17 +415,27 @@ impl World {
         let conn = ConnId(self.conns.len() as u64 + 1);
         self.conns.push((conn, i));
         self.open.insert(conn);
+        let brought = state.then(|| {
+            self.updates += 1;
+            serde_json::json!({ "n": self.updates })
+        });
         self.told.insert(
             conn,
             Told {
                 asked: id.clone(),
+                brought: brought.clone(),
                 ..Told::default()
             },
         );
-        let query = format!(
+        let mut query = format!(
             "identity={}&id={id}",
             IDENTITIES[identity].replace('|', "%7C")
         );
+        if let Some(brought) = brought {
+            query.push_str("&state=");
+            query.push_str(&brought.to_string().replace('"', "%22"));
+            self.sent.insert(conn, brought);
+        }
         let request = JoinRequest::parse("/room", Some(&query)).unwrap();
         let now = self.local(i);
         let step = self.inst[i]
@@ -526,7 +549,12 @@ impl World {
             println!("{op:?}");
         }
         match op {
-            Op::Join { inst, identity, id } => self.join(*inst, *identity, id)?,
+            Op::Join {
+                inst,
+                identity,
+                id,
+                state,
+            } => self.join(*inst, *identity, id, *state)?,
             Op::Ping(pick) => {
                 if let Some((conn, i)) = self.pick_open(*pick) {
                     self.ping(conn, i)?;
@@ -811,6 +839,7 @@ fn regression_the_last_event_lost() {
             inst: 1,
             identity: 0,
             id: IdChoice::Fresh,
+            state: false,
         },
         Op::Run { inst: 1, pick: 0 },
         Op::Deliver {
@@ -827,6 +856,7 @@ fn regression_the_last_event_lost() {
             inst: 0,
             identity: 0,
             id: IdChoice::Fresh,
+            state: false,
         },
         Op::Run { inst: 0, pick: 0 },
         Op::Deliver {
