@@ -79,7 +79,8 @@ struct Told {
     view: BTreeMap<String, Seen>,
     /// The state of each client in view (`Null`: none).
     states: BTreeMap<String, Value>,
-    /// The last update number seen of each subject.
+    /// The last update number seen of each subject, per socket that sent
+    /// it (`<id>/<conn>`).
     numbers: BTreeMap<String, u64>,
     expired: bool,
     closed: Option<CloseCode>,
@@ -151,7 +152,12 @@ fn observe(told: &mut BTreeMap<ConnId, Told>, outputs: &[Output], ordered: bool)
                     );
                     let state = state_of(&v["client"]);
                     if let Some(n) = state["n"].as_u64() {
-                        let last = t.numbers.insert(id.clone(), n);
+                        // In order per socket: a socket that took the lease
+                        // over sends its own, the latest once it holds it
+                        // (even one made before another's, held until its
+                        // welcome).
+                        let key = format!("{id}/{}", state["c"]);
+                        let last = t.numbers.insert(key, n);
                         prop_assert!(
                             !ordered || last.is_none_or(|last| last < n),
                             "{}: updates of {} out of order: {:?} then {}",
@@ -223,7 +229,7 @@ enum IdChoice {
 
 #[derive(Debug, Clone)]
 enum Op {
-    /// `state`: with a `state=` (numbered like an update).
+    /// `state`: with a `state=`.
     Join {
         inst: usize,
         identity: usize,
@@ -415,9 +421,12 @@ impl World {
         let conn = ConnId(self.conns.len() as u64 + 1);
         self.conns.push((conn, i));
         self.open.insert(conn);
+        // Not numbered like updates: a socket's join may reach the store
+        // after a later socket's resume of the same lease, and then rightly
+        // wins (the latest to reach the store holds the lease).
         let brought = state.then(|| {
             self.updates += 1;
-            serde_json::json!({ "n": self.updates })
+            serde_json::json!({ "j": self.updates })
         });
         self.told.insert(
             conn,
@@ -566,7 +575,7 @@ impl World {
                     let state = if *clear {
                         Value::Null
                     } else {
-                        serde_json::json!({ "n": self.updates })
+                        serde_json::json!({ "n": self.updates, "c": conn.0 })
                     };
                     let text = serde_json::json!({"action": "update", "state": state}).to_string();
                     self.sent.insert(conn, state);
@@ -863,6 +872,412 @@ fn regression_the_last_event_lost() {
             inst: 1,
             pick: 0,
             mode: 0,
+        },
+    ];
+    run_world(&[0, 0], &ops).unwrap();
+}
+
+/// Found by the properties: a socket's join with `state=` reaches the store
+/// after a later socket resumed the same lease with another `state=`: the
+/// first takes the lease over, with its state, and everyone converges on
+/// it.
+#[test]
+fn regression_a_late_resume_with_state_takes_the_lease_with_it() {
+    let ops = vec![
+        Op::Join {
+            inst: 1,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Ping(829884643410595019),
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: true,
+        },
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Known {
+                pick: 16933953500873502008,
+                same_identity: true,
+            },
+            state: false,
+        },
+        Op::Overflow(0),
+        Op::Run {
+            inst: 0,
+            pick: 2054967585714607226,
+        },
+        Op::Reply {
+            inst: 0,
+            pick: 0,
+            fail: false,
+        },
+        Op::Close {
+            pick: 3056770129431265199,
+            clean: false,
+        },
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Run {
+            inst: 0,
+            pick: 1015419132703594302,
+        },
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Known {
+                pick: 8973196757325480422,
+                same_identity: true,
+            },
+            state: true,
+        },
+        Op::Run {
+            inst: 0,
+            pick: 14980472796922073403,
+        },
+        Op::Join {
+            inst: 1,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Run {
+            inst: 0,
+            pick: 9083977597294771631,
+        },
+        Op::Reply {
+            inst: 0,
+            pick: 13793088591674522032,
+            fail: false,
+        },
+        Op::Run {
+            inst: 0,
+            pick: 1149259957443863375,
+        },
+    ];
+    run_world(&[0, 0], &ops).unwrap();
+}
+
+/// Found by the properties (on main too): a socket resumes a lease while
+/// its former holder's updates are on their way, having sent an update
+/// before its welcome; that update, held until the welcome, is the latest
+/// once it holds the lease. Order is per socket.
+#[test]
+fn regression_a_takeover_sends_its_own_held_update_last() {
+    let ops = vec![
+        Op::Join {
+            inst: 1,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Violation(0),
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Overflow(0),
+        Op::Run { inst: 1, pick: 0 },
+        Op::Reply {
+            inst: 1,
+            pick: 0,
+            fail: false,
+        },
+        Op::Violation(6952796434194874404),
+        Op::Join {
+            inst: 1,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Run {
+            inst: 0,
+            pick: 11020174601832374593,
+        },
+        Op::Run {
+            inst: 1,
+            pick: 3005305223140314164,
+        },
+        Op::Run { inst: 1, pick: 0 },
+        Op::Reply {
+            inst: 1,
+            pick: 156570164125575960,
+            fail: false,
+        },
+        Op::Run { inst: 0, pick: 0 },
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Reply {
+            inst: 0,
+            pick: 13789711672296709669,
+            fail: true,
+        },
+        Op::Ping(3648075563115150146),
+        Op::Ping(371209944334269209),
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Known {
+                pick: 0,
+                same_identity: false,
+            },
+            state: false,
+        },
+        Op::Close {
+            pick: 9292272334203650761,
+            clean: false,
+        },
+        Op::Join {
+            inst: 1,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Join {
+            inst: 1,
+            identity: 0,
+            id: IdChoice::Known {
+                pick: 8148563568125064422,
+                same_identity: true,
+            },
+            state: false,
+        },
+        Op::Close {
+            pick: 4941333674614291281,
+            clean: false,
+        },
+        Op::Reply {
+            inst: 1,
+            pick: 0,
+            fail: false,
+        },
+        Op::Reply {
+            inst: 0,
+            pick: 0,
+            fail: false,
+        },
+        Op::Run { inst: 0, pick: 0 },
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Close {
+            pick: 3552955922664157904,
+            clean: false,
+        },
+        Op::Reply {
+            inst: 0,
+            pick: 0,
+            fail: false,
+        },
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Run { inst: 0, pick: 0 },
+        Op::Run { inst: 0, pick: 0 },
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Close {
+            pick: 2422021474218272236,
+            clean: false,
+        },
+        Op::Reply {
+            inst: 0,
+            pick: 0,
+            fail: false,
+        },
+        Op::Ping(0),
+        Op::Ping(0),
+        Op::Run { inst: 0, pick: 0 },
+        Op::Ping(0),
+        Op::Update {
+            pick: 13462650695679297953,
+            clear: false,
+        },
+        Op::Ping(0),
+        Op::Run { inst: 0, pick: 0 },
+        Op::Update {
+            pick: 2886893992140841800,
+            clear: false,
+        },
+    ];
+    run_world(&[0, 0], &ops).unwrap();
+}
+
+/// Found by the properties, and failing on main as well (no `state=` in
+/// it): after two flushes, socket 8's update never reaches the store (no
+/// Update call is made for it) and its lease ends with no state. Kept,
+/// ignored, for whoever takes it up: `cargo test -p longhouse-core --test
+/// shared_space latest_state_lost -- --ignored` (TRACE=1 shows the steps).
+#[test]
+#[ignore = "pre-existing on main: an update lost across two flushes; not fixed yet"]
+fn regression_latest_state_lost_across_two_flushes() {
+    let ops = vec![
+        Op::Join {
+            inst: 1,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Join {
+            inst: 1,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Close {
+            pick: 0,
+            clean: false,
+        },
+        Op::Join {
+            inst: 1,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Join {
+            inst: 1,
+            identity: 0,
+            id: IdChoice::Known {
+                pick: 0,
+                same_identity: false,
+            },
+            state: false,
+        },
+        Op::Run { inst: 0, pick: 0 },
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Known {
+                pick: 0,
+                same_identity: false,
+            },
+            state: false,
+        },
+        Op::Blip(1),
+        Op::Run { inst: 0, pick: 0 },
+        Op::Run { inst: 0, pick: 0 },
+        Op::Run { inst: 0, pick: 0 },
+        Op::Reply {
+            inst: 0,
+            pick: 0,
+            fail: false,
+        },
+        Op::Run { inst: 0, pick: 0 },
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Reply {
+            inst: 0,
+            pick: 0,
+            fail: false,
+        },
+        Op::Join {
+            inst: 1,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Run {
+            inst: 0,
+            pick: 5205102891743001089,
+        },
+        Op::Run { inst: 0, pick: 0 },
+        Op::Ping(6153386720621579085),
+        Op::Join {
+            inst: 1,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Reply {
+            inst: 0,
+            pick: 166106580306379436,
+            fail: false,
+        },
+        Op::Lose(Loss::Flush),
+        Op::Run { inst: 0, pick: 0 },
+        Op::Reply {
+            inst: 0,
+            pick: 4005716712875153,
+            fail: false,
+        },
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Known {
+                pick: 2525586997863962562,
+                same_identity: false,
+            },
+            state: false,
+        },
+        Op::Close {
+            pick: 142731522577707453,
+            clean: false,
+        },
+        Op::Run {
+            inst: 0,
+            pick: 1720248914428266529,
+        },
+        Op::Ping(47878880267742),
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Update {
+            pick: 1126639453880331581,
+            clear: false,
+        },
+        Op::Lose(Loss::Flush),
+        Op::Run {
+            inst: 0,
+            pick: 3839201106039521726,
         },
     ];
     run_world(&[0, 0], &ops).unwrap();

@@ -122,9 +122,8 @@ impl SharedSpace {
                             self.send_join(conn, now, out);
                             return;
                         }
-                        if self.took(conn, last, reply.now) == Took::Event {
-                            self.resume_changes(conn, last, now, out);
-                        }
+                        let took = self.took(conn, last, reply.now);
+                        self.settle_record(conn, last, took, now, out);
                         if self.ready && reply.epoch == self.epoch {
                             self.hub.confirm(conn, last.seq, &mut out.step.outputs);
                         } else {
@@ -137,29 +136,39 @@ impl SharedSpace {
         self.absorb(call, reply, now, out);
     }
 
-    /// A resume whose request changes the record (`state=`, a token with
-    /// other `info`, `username=`): one update after it, as
-    /// [`crate::Space::join`] does. Only for a lease taken as the event
-    /// shows it: a record this socket updated since (welcomed by the
-    /// channel first) already carries the changes, and is the latest.
-    fn resume_changes(
+    /// After a join's reply, the record the socket's lease must have in
+    /// the store, sent as one update if the event's differs. Taken as the
+    /// event shows it, a resume whose request changes the record (`state=`,
+    /// a token with other `info`, `username=`) makes the new one, as
+    /// [`crate::Space::join`] does. Kept (the socket updated it since its
+    /// welcome came by the channel, or an earlier join of the same socket
+    /// made it), it is the latest, and wins over the resume's; sent again
+    /// if the store's differs (a repeat of an update on its way changes
+    /// nothing anyone sees).
+    fn settle_record(
         &mut self,
         conn: ConnId,
         event: &Sequenced,
+        took: Took,
         now: UnixMillis,
         out: &mut SharedStep,
     ) {
-        let RosterEvent::Resumed { client, holder, .. } = &event.event else {
-            return;
+        let new = match (took, &event.event) {
+            (Took::Event, RosterEvent::Resumed { client, .. }) => self
+                .joining
+                .get(&conn)
+                .and_then(|j| j.request.resumed_client(client)),
+            (
+                Took::Kept,
+                RosterEvent::Joined { client, .. } | RosterEvent::Resumed { client, .. },
+            ) => self
+                .own
+                .get(&client.id)
+                .filter(|own| own.conn == conn && own.client != *client)
+                .map(|own| own.client.clone()),
+            _ => None,
         };
-        if *holder != conn {
-            return;
-        }
-        let Some(new) = self
-            .joining
-            .get(&conn)
-            .and_then(|j| j.request.resumed_client(client))
-        else {
+        let Some(new) = new else {
             return;
         };
         if let Some(own) = self.own.get_mut(&new.id).filter(|o| o.conn == conn) {
