@@ -7,7 +7,8 @@
 #   STORE: memory | redis
 #   SCENARIO: join | fanout | growth | churn | idle19000 | close19500 | abort19500
 # Env: LONGHOUSE (server binary, default target/release/longhouse),
-#      LOADGEN (default target/release/longhouse-loadgen), PORT (default 17003).
+#      LOADGEN (default target/release/longhouse-loadgen), PORT (default 17003),
+#      SERVER_ENV (extra VAR=value words for the server, e.g. MALLOC_ARENA_MAX=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 store="$1"
@@ -35,6 +36,8 @@ start() {
   # per space and 10,000 connections; older ones ignore these variables).
   local env=(PORT="$port" HOST=127.0.0.1 PRESENCE_TTL=600000 KEEPALIVE_MS=30000 RUST_LOG=warn NO_COLOR=1
     MAX_CLIENTS_PER_SPACE=0 MAX_CONNECTIONS=0)
+  # shellcheck disable=SC2206 # words on purpose
+  [ -n "${SERVER_ENV:-}" ] && env+=(${SERVER_ENV})
   if [ "$store" = redis ]; then
     redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >/dev/null 2>&1 &
     redis=$!

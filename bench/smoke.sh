@@ -36,6 +36,9 @@ run() {
 run join --spaces 4 --clients 50 --in-flight 50
 run fanout --clients 200 --rounds 10
 run churn --rate 100 --secs 3 --spaces 5 --population 100
+# The state storm, small: every receiver must end with every sender's
+# final state (the run exits 1 on any lost final state, leave or drop).
+run state --clients 20 --rate-hz 20 --secs 2
 run idle --connections 300 --spaces 30 --ping-ms 500 --hold-secs 2 --server-pid "$server" --close abort
 run state --clients 20 --rate-hz 20 --secs 2
 kill -0 "$server"

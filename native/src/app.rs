@@ -14,6 +14,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use futures_util::FutureExt;
 use tokio_util::task::TaskTracker;
 
 use crate::connection::{self, Settings};
@@ -24,8 +25,6 @@ use crate::ids::ConnIds;
 pub struct AppState {
     /// What each socket needs.
     pub settings: Settings,
-    /// Largest accepted message, for the WebSocket layer's limits.
-    pub max_message_bytes: usize,
     /// Connection ids.
     pub conn_ids: Arc<ConnIds>,
     /// Every socket task, so shutdown can wait for their close frames.
@@ -107,32 +106,38 @@ async fn join(state: AppState, request: Request) -> Response {
         None => None,
     };
     let (mut parts, _body) = request.into_parts();
-    let upgrade =
-        match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-            Ok(u) => u,
-            Err(rejection) => return rejection.into_response(),
-        };
+    // axum's extractor checks the handshake request (and answers a bad one
+    // as it always has); the socket itself is served on tokio-tungstenite
+    // directly, so that the welcome goes out before the library's write
+    // buffer exists (connection.rs).
+    let on_upgrade = parts.extensions.get::<hyper::upgrade::OnUpgrade>().cloned();
+    if let Err(rejection) =
+        axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &()).await
+    {
+        return rejection.into_response();
+    }
+    let (Some(on_upgrade), Some(key)) = (on_upgrade, parts.headers.get(header::SEC_WEBSOCKET_KEY))
+    else {
+        return upgrade_required().await;
+    };
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
     let conn = state.conn_ids.next();
-    let token = state.sockets.token();
-    upgrade
-        // A presence client sends pings of a few dozen bytes: small buffers
-        // keep idle sockets cheap (the library reserves 128 KiB by default).
-        .read_buffer_size(1024)
-        // Frames are fed in bursts and flushed once per burst (see
-        // connection.rs), so a small write buffer batches them into one write.
-        .write_buffer_size(16 * 1024)
-        .max_write_buffer_size(1 << 20)
-        // The library's own limit is a hard cap well above the protocol's:
-        // a message over MAX_MESSAGE_BYTES must be read whole so the core can
-        // answer it with an error and a clean 1009 close, while a reader
-        // error would leave the socket unusable for the close handshake.
-        .max_message_size(hard_cap(state.max_message_bytes))
-        .max_frame_size(hard_cap(state.max_message_bytes))
-        .on_upgrade(move |socket| async move {
-            connection::serve(socket, state.settings.clone(), conn, path, query).await;
-            drop(token);
-            drop(permit);
-        })
+    // The socket is served by a task of its own, tracked for shutdown. A
+    // combinator, not `async move { serving.await }`, which would hold the
+    // future twice (captured, then awaited): a future keeps room for
+    // everything it captured for its whole life, and every idle socket is
+    // one (BENCHMARKS.md, "Per idle socket").
+    let serving = connection::serve(on_upgrade, state.settings.clone(), conn, path, query);
+    state.sockets.spawn(serving.map(move |()| drop(permit)));
+    (
+        StatusCode::SWITCHING_PROTOCOLS,
+        [
+            (header::CONNECTION, "upgrade"),
+            (header::UPGRADE, "websocket"),
+        ],
+        [(header::SEC_WEBSOCKET_ACCEPT, accept)],
+    )
+        .into_response()
 }
 
 fn is_websocket_upgrade(request: &Request) -> bool {
@@ -141,10 +146,4 @@ fn is_websocket_upgrade(request: &Request) -> bool {
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-}
-
-/// The WebSocket layer's size cap: sixteen times the protocol limit, at
-/// least 64 KiB. Anything larger is cut off without a close handshake.
-fn hard_cap(max_message_bytes: usize) -> usize {
-    max_message_bytes.saturating_mul(16).max(64 * 1024)
 }

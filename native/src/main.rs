@@ -7,7 +7,9 @@ mod connection;
 mod demo;
 mod health_check;
 mod ids;
+mod keepalive;
 mod logs;
+mod malloc;
 mod metrics;
 mod outbox;
 mod server;
@@ -34,6 +36,7 @@ use crate::store::{MemoryStore, RedisStore, Store};
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
+    malloc::one_arena();
     logs::init();
     metrics::install();
     let config = match Config::from_env() {
@@ -115,10 +118,9 @@ async fn run(config: Config) -> std::io::Result<()> {
         settings: Settings {
             store: store.clone(),
             keepalive: (config.keepalive_ms > 0)
-                .then(|| Duration::from_millis(config.keepalive_ms)),
+                .then(|| keepalive::Keepalive::start(Duration::from_millis(config.keepalive_ms))),
             limits: Arc::new(Limits::from_config(&config)),
         },
-        max_message_bytes: config.max_message_bytes,
         conn_ids: Arc::new(ConnIds::new()),
         sockets: sockets.clone(),
         admin: config.admin(),

@@ -1,11 +1,16 @@
 //! The queue between a space and one socket's task: bounded, so a client
 //! that stops reading cannot grow the server's memory.
+//!
+//! One small allocation per socket (a lock around a `VecDeque` that holds
+//! room only while messages wait, and two `Notify`s) instead of a tokio
+//! `mpsc` channel, whose first block of 32 slots and cache-padded halves
+//! cost about 960 B per idle socket (BENCHMARKS.md, "Per idle socket").
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use longhouse_core::CloseCode;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tracing::warn;
 
 /// What a socket's task must do next, in order.
@@ -29,93 +34,199 @@ pub enum SendError {
     Overflow,
 }
 
-#[derive(Default)]
-struct Overflow {
-    happened: AtomicBool,
-    notify: Notify,
+struct State {
+    queue: VecDeque<Outbound>,
+    /// The outbox was dropped: nothing more will come.
+    sender_gone: bool,
+    /// The inbox was dropped: nobody reads any more.
+    receiver_gone: bool,
+    overflowed: bool,
+}
+
+struct Shared {
+    capacity: usize,
+    state: Mutex<State>,
+    /// Something was queued, or the outbox went.
+    ready: Notify,
+    /// The queue overflowed.
+    overflow: Notify,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // No code under this lock panics; the data is whole either way.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// The sending half: spaces push to it while holding their lock, so the
 /// order of events is the order of the roster. It never blocks: when the
 /// queue is full the socket is given up on instead.
-#[derive(Clone)]
-pub struct Outbox {
-    tx: mpsc::Sender<Outbound>,
-    overflow: Arc<Overflow>,
-}
+pub struct Outbox(Arc<Shared>);
 
 impl Outbox {
     /// Queues `message`, or, if the queue is full, flags the socket as a
     /// client that stopped reading (its task then ends it as a lost
     /// connection: the lease runs on, as for a network drop).
     pub fn send(&self, message: Outbound) -> Result<(), SendError> {
-        match self.tx.try_send(message) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if !self.overflow.happened.swap(true, Ordering::SeqCst) {
-                    warn!(
-                        capacity = self.tx.max_capacity(),
-                        "client stopped reading: dropping its connection as lost"
-                    );
-                    self.overflow.notify.notify_one();
-                }
-                Err(SendError::Overflow)
-            }
+        let mut state = self.0.state();
+        if state.receiver_gone {
+            return Err(SendError::Closed);
         }
+        if state.queue.len() >= self.0.capacity {
+            let first = !state.overflowed;
+            state.overflowed = true;
+            drop(state);
+            if first {
+                warn!(
+                    capacity = self.0.capacity,
+                    "client stopped reading: dropping its connection as lost"
+                );
+                self.0.overflow.notify_one();
+                // A reader waiting for the next message learns it too.
+                self.0.ready.notify_one();
+            }
+            return Err(SendError::Overflow);
+        }
+        let was_empty = state.queue.is_empty();
+        state.queue.push_back(message);
+        drop(state);
+        if was_empty {
+            // The reader empties the queue before it waits again, so one
+            // wake-up per burst is enough.
+            self.0.ready.notify_one();
+        }
+        Ok(())
     }
 }
 
-/// The receiving half, owned by the socket's task.
-pub struct Inbox {
-    rx: mpsc::Receiver<Outbound>,
-    overflow: Arc<Overflow>,
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        self.0.state().sender_gone = true;
+        self.0.ready.notify_one();
+    }
 }
 
+/// What [`Inbox::next`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    /// A message to carry out.
+    Message(Outbound),
+    /// The queue overflowed: the client stopped reading.
+    Overflowed,
+    /// The outbox is gone and nothing is left.
+    Closed,
+}
+
+/// The receiving half, owned by the socket's task.
+pub struct Inbox(Arc<Shared>);
+
 impl Inbox {
-    /// The next message, `None` once every sender is gone.
+    /// The next message, `None` once the outbox is gone and the queue empty.
     pub async fn recv(&mut self) -> Option<Outbound> {
-        self.rx.recv().await
+        loop {
+            // A wake-up sent between this check and the wait is kept by
+            // `Notify` as a permit, so none is lost.
+            {
+                let mut state = self.0.state();
+                if let Some(message) = pop(&mut state) {
+                    return Some(message);
+                }
+                if state.sender_gone {
+                    return None;
+                }
+            }
+            self.0.ready.notified().await;
+        }
+    }
+
+    /// The next message, or the news that the queue overflowed (checked
+    /// first: a client that stopped reading is given up on at once), or
+    /// `Closed` once the outbox is gone and the queue empty. One future for
+    /// both, so an idle socket's task waits on one thing less.
+    pub async fn next(&mut self) -> Next {
+        loop {
+            {
+                let mut state = self.0.state();
+                if state.overflowed {
+                    return Next::Overflowed;
+                }
+                if let Some(message) = pop(&mut state) {
+                    return Next::Message(message);
+                }
+                if state.sender_gone {
+                    return Next::Closed;
+                }
+            }
+            self.0.ready.notified().await;
+        }
     }
 
     /// The next message if one is already queued, without waiting: lets
     /// the socket's task write a burst with one flush.
     pub fn try_recv(&mut self) -> Option<Outbound> {
-        self.rx.try_recv().ok()
+        pop(&mut self.0.state())
+    }
+
+    /// Puts `message` back at the head of the queue, to be read next.
+    pub fn unread(&mut self, message: Outbound) {
+        self.0.state().queue.push_front(message);
     }
 
     /// A handle that resolves once the queue overflowed, usable while the
     /// inbox itself is borrowed for `recv`.
     pub fn overflow(&self) -> Overflowed {
-        Overflowed(self.overflow.clone())
+        Overflowed(self.0.clone())
     }
 }
 
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        let mut state = self.0.state();
+        state.receiver_gone = true;
+        state.queue = VecDeque::new();
+    }
+}
+
+fn pop(state: &mut State) -> Option<Outbound> {
+    let message = state.queue.pop_front();
+    if state.queue.is_empty() && state.queue.capacity() > 0 {
+        // An idle socket holds no slots: one allocation per burst instead.
+        state.queue = VecDeque::new();
+    }
+    message
+}
+
 /// See [`Inbox::overflow`].
-pub struct Overflowed(Arc<Overflow>);
+pub struct Overflowed(Arc<Shared>);
 
 impl Overflowed {
     /// Resolves once the queue overflowed (at once if it already has).
     pub async fn wait(&self) {
-        let notified = self.0.notify.notified();
-        if self.0.happened.load(Ordering::SeqCst) {
-            return;
+        loop {
+            let notified = self.0.overflow.notified();
+            if self.0.state().overflowed {
+                return;
+            }
+            notified.await;
         }
-        notified.await;
     }
 }
 
 /// A fresh queue for one socket holding at most `capacity` messages.
 pub fn outbox(capacity: usize) -> (Outbox, Inbox) {
-    let (tx, rx) = mpsc::channel(capacity.max(1));
-    let overflow = Arc::new(Overflow::default());
-    (
-        Outbox {
-            tx,
-            overflow: overflow.clone(),
-        },
-        Inbox { rx, overflow },
-    )
+    let shared = Arc::new(Shared {
+        capacity: capacity.max(1),
+        state: Mutex::new(State {
+            queue: VecDeque::new(),
+            sender_gone: false,
+            receiver_gone: false,
+            overflowed: false,
+        }),
+        ready: Notify::new(),
+        overflow: Notify::new(),
+    });
+    (Outbox(shared.clone()), Inbox(shared))
 }
 
 #[cfg(test)]
@@ -145,5 +256,57 @@ mod tests {
         let waited =
             tokio::time::timeout(std::time::Duration::from_millis(50), rx.overflow().wait()).await;
         assert!(waited.is_err());
+    }
+
+    #[tokio::test]
+    async fn the_queue_drains_after_the_outbox_goes_then_ends() {
+        let (tx, mut rx) = outbox(4);
+        tx.send(Outbound::Text("a".into())).unwrap();
+        tx.send(Outbound::Text("b".into())).unwrap();
+        drop(tx);
+        assert_eq!(rx.recv().await, Some(Outbound::Text("a".into())));
+        assert_eq!(rx.try_recv(), Some(Outbound::Text("b".into())));
+        let end = tokio::time::timeout(std::time::Duration::from_secs(1), rx.recv()).await;
+        assert_eq!(end, Ok(None));
+    }
+
+    #[tokio::test]
+    async fn a_waiting_reader_is_woken_by_a_send_from_another_task() {
+        let (tx, mut rx) = outbox(4);
+        let reader = tokio::spawn(async move { rx.recv().await });
+        tokio::task::yield_now().await;
+        tx.send(Outbound::Close(CloseCode::Normal)).unwrap();
+        let got = tokio::time::timeout(std::time::Duration::from_secs(2), reader)
+            .await
+            .expect("woken")
+            .unwrap();
+        assert_eq!(got, Some(Outbound::Close(CloseCode::Normal)));
+    }
+
+    #[test]
+    fn a_burst_does_not_stay_allocated_once_read() {
+        let (tx, mut rx) = outbox(1000);
+        for _ in 0..500 {
+            tx.send(Outbound::Text("x".into())).unwrap();
+        }
+        while rx.try_recv().is_some() {}
+        assert_eq!(rx.0.state().queue.capacity(), 0);
+    }
+
+    #[tokio::test]
+    async fn next_tells_an_overflow_before_what_is_queued() {
+        let (tx, mut rx) = outbox(1);
+        tx.send(Outbound::Text("a".into())).unwrap();
+        assert_eq!(rx.next().await, Next::Message(Outbound::Text("a".into())));
+        tx.send(Outbound::Text("b".into())).unwrap();
+        assert_eq!(
+            tx.send(Outbound::Text("c".into())),
+            Err(SendError::Overflow)
+        );
+        assert_eq!(rx.next().await, Next::Overflowed);
+        drop(tx);
+        let (tx, mut rx) = outbox(1);
+        drop(tx);
+        assert_eq!(rx.next().await, Next::Closed);
     }
 }

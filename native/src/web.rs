@@ -72,7 +72,7 @@ pub async fn broadcast(
         Ok(s) => s,
         Err(e) => return api_error(&e),
     };
-    let data = match parse_broadcast(&body, state.max_message_bytes) {
+    let data = match parse_broadcast(&body, state.settings.limits.max_message_bytes) {
         Ok(data) => data,
         Err(e) => return api_error(&e),
     };

@@ -422,6 +422,9 @@ pub async fn resume_keeps_state_and_state_on_resume_is_one_update(cx: &Ctx) -> R
     )
     .await?;
     a3.expect_close(4001).await?;
+    // The resumer's own welcome already shows the state it brought.
+    let mine = welcome_entry(&a4, &a.id)?;
+    ensure!(mine["state"] == json!({"v": 2}), "resumed with {mine}");
     let v = expect_event_json(&mut b, "remote update").await?;
     ensure!(v["client"]["state"] == json!({"v": 2}), "{v}");
     ensure!(v["client"]["joinedAt"] == a.joined_at.as_str(), "{v}");

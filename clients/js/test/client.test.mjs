@@ -192,7 +192,7 @@ describe("reconnection", () => {
   });
 
   it(
-    "the server's SIGTERM (1012): reconnects at once to another instance on the same Redis and resumes unseen",
+    "the server's SIGTERM (1012): reconnects at once to another instance on the same Redis and resumes unseen, with its state",
     { skip: !hasRedis && "redis-server is not installed" },
     async () => {
       // With the in-memory store the roster goes with the process (spec
@@ -208,9 +208,11 @@ describe("reconnection", () => {
       const watcher = join(b.ws, space, { identity: "watcher" });
       const watched = record(watcher);
       await nextEvent(watcher, "sync");
-      const p = join(proxy.ws, space, { identity: "mover" });
+      const p = join(proxy.ws, space, { identity: "mover", state: { cursor: { x: 1, y: 2 } } });
       await nextEvent(p, "sync");
       await waitFor(() => watcher.clients().length === 2, "the watcher to see the mover");
+      const updates = [];
+      watcher.on("update", (c) => updates.push(c));
       const { id } = p;
       const statuses = record(p).status;
       proxy.upstream = b.port;
@@ -224,6 +226,9 @@ describe("reconnection", () => {
       assert.equal(statuses[0].delayMs, 0, "at once");
       assert.deepEqual(watched.leave, [], "the watcher saw no leave");
       assert.equal(watched.join.length, 1, "only the mover's first join");
+      assert.deepEqual(updates, [], "nor an update: the state came along with the lease");
+      assert.deepEqual(watcher.others()[0].state, { cursor: { x: 1, y: 2 } });
+      assert.deepEqual(p.clients().find((c) => c.id === id).state, { cursor: { x: 1, y: 2 } });
       // Both still present, and both rosters are the server's.
       const both = [id, watcher.id].sort();
       assert.deepEqual(ids(p.clients()), both);
