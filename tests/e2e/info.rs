@@ -64,6 +64,12 @@ pub async fn resume_with_other_info_is_one_update(cx: &Ctx) -> Result<()> {
     let second = token("ann", r#","info":{"role":"admin"}"#);
     let mut a3 = join_with(&base, &space, "ann", &[("token", &second), ("id", &a1.id)]).await?;
     a2.expect_close(4001).await?;
+    // The resumer's own welcome already shows the info it brought.
+    let mine = welcome_entry(&a3, &a1.id)?;
+    ensure!(
+        mine["info"] == json!({"role": "admin"}),
+        "resumed with {mine}"
+    );
     let v = expect_event_json(&mut watcher, "remote update").await?;
     ensure!(v["client"]["info"] == json!({"role": "admin"}), "{v}");
     ensure!(v["client"]["joinedAt"] == a1.joined_at.as_str(), "{v}");

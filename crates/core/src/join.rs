@@ -89,11 +89,37 @@ impl JoinRequest {
         }
     }
 
-    /// The record a resume of `old` leaves (section 10, 11): `state=`
-    /// replaces the state, `username=` the username, and the token's `info`
-    /// (or its absence) the info; `None` if nothing changes, so that a
-    /// plain resume makes no update.
+    /// The record a resume of `old` leaves (section 10, 11); `None` if
+    /// nothing changes, so that a plain resume makes no update.
     pub fn resumed_client(&self, old: &ClientInfo) -> Option<ClientInfo> {
+        self.resume_changes().apply(old)
+    }
+
+    /// What this request changes in a lease it resumes.
+    pub fn resume_changes(&self) -> ResumeChanges {
+        ResumeChanges {
+            username: self.username.clone(),
+            info: self.info.clone(),
+            state: self.state.clone(),
+        }
+    }
+}
+
+/// What a resume brings to the record it takes over (sections 10, 11):
+/// `state=` replaces the state, `username=` the username, and the token's
+/// `info` (or its absence) the info. Kept apart from the request so that a
+/// hub can show a resumer its own record as the resume leaves it, even
+/// while the store still holds the old one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResumeChanges {
+    username: Option<String>,
+    info: Option<Json>,
+    state: Option<Json>,
+}
+
+impl ResumeChanges {
+    /// The record a resume of `old` leaves; `None` if nothing changes.
+    pub fn apply(&self, old: &ClientInfo) -> Option<ClientInfo> {
         let new = ClientInfo {
             username: self.username.clone().or_else(|| old.username.clone()),
             info: self.info.clone(),

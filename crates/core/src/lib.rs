@@ -40,8 +40,8 @@ pub use error_kind::ErrorKind;
 pub use hub::{refuse, Framed, Hub};
 pub use inbound::{decode, decode_limited, ClientMessage, Frame, MessageError};
 pub use join::{
-    InvalidReason, JoinError, JoinRequest, SpaceName, MAX_IDENTITY_CHARS, MAX_SPACE_CHARS,
-    MAX_USERNAME_CHARS,
+    InvalidReason, JoinError, JoinRequest, ResumeChanges, SpaceName, MAX_IDENTITY_CHARS,
+    MAX_SPACE_CHARS, MAX_USERNAME_CHARS,
 };
 pub use json::{Json, JsonError};
 pub use limits::{origin_allowed, parse_origins, TokenBucket};

@@ -120,7 +120,8 @@ impl Space {
     ) -> Step {
         let mut step = self.swept(now);
         let id = request.id.clone().unwrap_or_else(fresh_id);
-        self.hub.open(conn, id.clone());
+        self.hub
+            .open_with(conn, id.clone(), request.resume_changes());
         let fresh = request.fresh_client(id, now);
         match self
             .roster

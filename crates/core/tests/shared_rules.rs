@@ -13,6 +13,7 @@ use longhouse_core::{
     CloseCode, ConnId, Disconnect, ErrorKind, Frame, JoinRequest, Output, SpaceConfig, UnixMillis,
     PING_TEXT,
 };
+use serde_json::json;
 use sim_store::{Loss, SimStore};
 
 const TTL: u64 = 1_000;
@@ -351,4 +352,101 @@ fn a_reply_of_an_unknown_history_is_not_applied() {
         );
         assert!(told[0].contains("remote join"));
     }
+}
+
+fn join_query(s: &mut SharedSpace, conn: u64, query: &str, now: u64) -> SharedStep {
+    let request = JoinRequest::parse("/room", Some(query)).unwrap();
+    s.join(
+        ConnId(conn),
+        &request,
+        || unreachable!("ids are given"),
+        UnixMillis(now),
+    )
+}
+
+/// The client entry `id` of the welcome among `texts`.
+fn own_entry(texts: &[String], id: &str) -> serde_json::Value {
+    let welcome: serde_json::Value = texts
+        .iter()
+        .map(|t| serde_json::from_str::<serde_json::Value>(t).unwrap())
+        .find(|v| v.get("clients").is_some())
+        .expect("a welcome");
+    welcome["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .cloned()
+        .expect("itself in its welcome")
+}
+
+fn store_state(store: &SimStore, id: &str) -> Option<serde_json::Value> {
+    let lease = store
+        .roster()
+        .into_iter()
+        .find(|(k, _)| k.as_str() == id)?
+        .1;
+    lease
+        .client
+        .state
+        .map(|s| serde_json::from_str(s.as_str()).unwrap())
+}
+
+#[test]
+fn a_resumes_welcome_shows_the_state_it_brought_and_a_later_update_wins() {
+    let mut store = SimStore::new(TTL, 1_000);
+    let mut s = space();
+    s.subscription(Subscription::Confirmed, UnixMillis(T));
+    let step = join_query(&mut s, 1, r#"identity=ann&id=a&state={"n":1}"#, T);
+    run(&mut s, &mut store, step, T, T);
+    let step = join(&mut s, 2, "b", T + 1);
+    run(&mut s, &mut store, step, T + 1, T + 1);
+    s.closed(ConnId(1), Disconnect::Lost, UnixMillis(T + 2));
+
+    // Welcomed by the join's reply.
+    let step = join_query(&mut s, 3, r#"identity=ann&id=a&state={"n":2}"#, T + 10);
+    let steps = run(&mut s, &mut store, step, T + 10, T + 10);
+    assert_eq!(
+        own_entry(&texts_to(&steps, 3), "a")["state"],
+        json!({"n": 2})
+    );
+    let told = texts_to(&steps, 2);
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(told[0].contains("remote update") && told[0].contains(r#""n":2"#));
+    assert_eq!(store_state(&store, "a"), Some(json!({"n": 2})));
+    s.closed(ConnId(3), Disconnect::Lost, UnixMillis(T + 11));
+
+    // Welcomed by the channel while the join's reply is still on its way;
+    // the socket updates at once: its update is the latest, and wins.
+    let step = join_query(&mut s, 4, r#"identity=ann&id=a&state={"n":3}"#, T + 20);
+    let join_call = step.calls[0].clone();
+    let done = store.execute(&join_call, T + 20);
+    let mut told = Vec::new();
+    for text in &done.published {
+        told.push(s.message(text, UnixMillis(T + 21)));
+    }
+    assert_eq!(
+        own_entry(&texts_to(&told, 4), "a")["state"],
+        json!({"n": 3})
+    );
+    let update = json!({"action": "update", "state": {"n": 4}}).to_string();
+    let step = s.frame(
+        ConnId(4),
+        Frame::Text(update.as_bytes()),
+        UnixMillis(T + 200),
+    );
+    let mut steps = run(&mut s, &mut store, step, T + 200, T + 200);
+    let step = s.reply(join_call.id, Ok(done.reply), UnixMillis(T + 201));
+    steps.extend(run(&mut s, &mut store, step, T + 201, T + 201));
+    assert_eq!(store_state(&store, "a"), Some(json!({"n": 4})));
+    let last = texts_to(&steps, 2)
+        .into_iter()
+        .rfind(|t| t.contains("remote update"))
+        .expect("b sees the update");
+    assert!(last.contains(r#""n":4"#), "b's last view of a: {last}");
+    assert!(
+        texts_to(&steps, 4).is_empty(),
+        "told about itself: {:?}",
+        texts_to(&steps, 4)
+    );
 }

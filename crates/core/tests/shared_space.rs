@@ -73,11 +73,14 @@ type Seen = (String, String);
 #[derive(Debug, Default, Clone)]
 struct Told {
     asked: String,
+    /// The `state=` its join brought: its welcome must show it.
+    brought: Option<Value>,
     welcomed: bool,
     view: BTreeMap<String, Seen>,
     /// The state of each client in view (`Null`: none).
     states: BTreeMap<String, Value>,
-    /// The last update number seen of each subject.
+    /// The last update number seen of each subject, per socket that sent
+    /// it (`<id>/<conn>`).
     numbers: BTreeMap<String, u64>,
     expired: bool,
     closed: Option<CloseCode>,
@@ -112,6 +115,15 @@ fn observe(told: &mut BTreeMap<ConnId, Told>, outputs: &[Output], ordered: bool)
                         prop_assert!(t.view.insert(id, s).is_none(), "double in {}", text);
                     }
                     prop_assert!(t.view.contains_key(&t.asked), "welcome without self");
+                    if let Some(brought) = &t.brought {
+                        prop_assert_eq!(
+                            t.states.get(&t.asked),
+                            Some(brought),
+                            "{}'s welcome lacks the state it brought: {}",
+                            conn,
+                            text
+                        );
+                    }
                     t.welcomed = true;
                 } else if v["event"] == "remote join" {
                     prop_assert!(t.welcomed, "{} got {} before its welcome", conn, text);
@@ -140,7 +152,12 @@ fn observe(told: &mut BTreeMap<ConnId, Told>, outputs: &[Output], ordered: bool)
                     );
                     let state = state_of(&v["client"]);
                     if let Some(n) = state["n"].as_u64() {
-                        let last = t.numbers.insert(id.clone(), n);
+                        // In order per socket: a socket that took the lease
+                        // over sends its own, the latest once it holds it
+                        // (even one made before another's, held until its
+                        // welcome).
+                        let key = format!("{id}/{}", state["c"]);
+                        let last = t.numbers.insert(key, n);
                         prop_assert!(
                             !ordered || last.is_none_or(|last| last < n),
                             "{}: updates of {} out of order: {:?} then {}",
@@ -212,10 +229,12 @@ enum IdChoice {
 
 #[derive(Debug, Clone)]
 enum Op {
+    /// `state`: with a `state=`.
     Join {
         inst: usize,
         identity: usize,
         id: IdChoice,
+        state: bool,
     },
     Ping(usize),
     /// A state update (numbered, so order can be checked); `clear`: null.
@@ -264,8 +283,8 @@ fn op() -> impl Strategy<Value = Op> {
         Just(Loss::Rollback),
     ];
     prop_oneof![
-        4 => (inst.clone(), 0..IDENTITIES.len(), id)
-            .prop_map(|(inst, identity, id)| Op::Join { inst, identity, id }),
+        4 => (inst.clone(), 0..IDENTITIES.len(), id, prop::bool::weighted(0.4))
+            .prop_map(|(inst, identity, id, state)| Op::Join { inst, identity, id, state }),
         3 => any::<usize>().prop_map(Op::Ping),
         4 => (any::<usize>(), prop::bool::weighted(0.1))
             .prop_map(|(pick, clear)| Op::Update { pick, clear }),
@@ -381,7 +400,7 @@ impl World {
         Ok(())
     }
 
-    fn join(&mut self, i: usize, identity: usize, id: &IdChoice) -> TestResult {
+    fn join(&mut self, i: usize, identity: usize, id: &IdChoice, state: bool) -> TestResult {
         let (id, identity) = match id {
             IdChoice::Known {
                 pick,
@@ -402,17 +421,30 @@ impl World {
         let conn = ConnId(self.conns.len() as u64 + 1);
         self.conns.push((conn, i));
         self.open.insert(conn);
+        // Not numbered like updates: a socket's join may reach the store
+        // after a later socket's resume of the same lease, and then rightly
+        // wins (the latest to reach the store holds the lease).
+        let brought = state.then(|| {
+            self.updates += 1;
+            serde_json::json!({ "j": self.updates })
+        });
         self.told.insert(
             conn,
             Told {
                 asked: id.clone(),
+                brought: brought.clone(),
                 ..Told::default()
             },
         );
-        let query = format!(
+        let mut query = format!(
             "identity={}&id={id}",
             IDENTITIES[identity].replace('|', "%7C")
         );
+        if let Some(brought) = brought {
+            query.push_str("&state=");
+            query.push_str(&brought.to_string().replace('"', "%22"));
+            self.sent.insert(conn, brought);
+        }
         let request = JoinRequest::parse("/room", Some(&query)).unwrap();
         let now = self.local(i);
         let step = self.inst[i]
@@ -526,7 +558,12 @@ impl World {
             println!("{op:?}");
         }
         match op {
-            Op::Join { inst, identity, id } => self.join(*inst, *identity, id)?,
+            Op::Join {
+                inst,
+                identity,
+                id,
+                state,
+            } => self.join(*inst, *identity, id, *state)?,
             Op::Ping(pick) => {
                 if let Some((conn, i)) = self.pick_open(*pick) {
                     self.ping(conn, i)?;
@@ -538,7 +575,7 @@ impl World {
                     let state = if *clear {
                         Value::Null
                     } else {
-                        serde_json::json!({ "n": self.updates })
+                        serde_json::json!({ "n": self.updates, "c": conn.0 })
                     };
                     let text = serde_json::json!({"action": "update", "state": state}).to_string();
                     self.sent.insert(conn, state);
@@ -811,6 +848,7 @@ fn regression_the_last_event_lost() {
             inst: 1,
             identity: 0,
             id: IdChoice::Fresh,
+            state: false,
         },
         Op::Run { inst: 1, pick: 0 },
         Op::Deliver {
@@ -827,12 +865,419 @@ fn regression_the_last_event_lost() {
             inst: 0,
             identity: 0,
             id: IdChoice::Fresh,
+            state: false,
         },
         Op::Run { inst: 0, pick: 0 },
         Op::Deliver {
             inst: 1,
             pick: 0,
             mode: 0,
+        },
+    ];
+    run_world(&[0, 0], &ops).unwrap();
+}
+
+/// Found by the properties: a socket's join with `state=` reaches the store
+/// after a later socket resumed the same lease with another `state=`: the
+/// first takes the lease over, with its state, and everyone converges on
+/// it.
+#[test]
+fn regression_a_late_resume_with_state_takes_the_lease_with_it() {
+    let ops = vec![
+        Op::Join {
+            inst: 1,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Ping(829884643410595019),
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: true,
+        },
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Known {
+                pick: 16933953500873502008,
+                same_identity: true,
+            },
+            state: false,
+        },
+        Op::Overflow(0),
+        Op::Run {
+            inst: 0,
+            pick: 2054967585714607226,
+        },
+        Op::Reply {
+            inst: 0,
+            pick: 0,
+            fail: false,
+        },
+        Op::Close {
+            pick: 3056770129431265199,
+            clean: false,
+        },
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Run {
+            inst: 0,
+            pick: 1015419132703594302,
+        },
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Known {
+                pick: 8973196757325480422,
+                same_identity: true,
+            },
+            state: true,
+        },
+        Op::Run {
+            inst: 0,
+            pick: 14980472796922073403,
+        },
+        Op::Join {
+            inst: 1,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Run {
+            inst: 0,
+            pick: 9083977597294771631,
+        },
+        Op::Reply {
+            inst: 0,
+            pick: 13793088591674522032,
+            fail: false,
+        },
+        Op::Run {
+            inst: 0,
+            pick: 1149259957443863375,
+        },
+    ];
+    run_world(&[0, 0], &ops).unwrap();
+}
+
+/// Found by the properties (on main too): a socket resumes a lease while
+/// its former holder's updates are on their way, having sent an update
+/// before its welcome; that update, held until the welcome, is the latest
+/// once it holds the lease. Order is per socket.
+#[test]
+fn regression_a_takeover_sends_its_own_held_update_last() {
+    let ops = vec![
+        Op::Join {
+            inst: 1,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Violation(0),
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Overflow(0),
+        Op::Run { inst: 1, pick: 0 },
+        Op::Reply {
+            inst: 1,
+            pick: 0,
+            fail: false,
+        },
+        Op::Violation(6952796434194874404),
+        Op::Join {
+            inst: 1,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Run {
+            inst: 0,
+            pick: 11020174601832374593,
+        },
+        Op::Run {
+            inst: 1,
+            pick: 3005305223140314164,
+        },
+        Op::Run { inst: 1, pick: 0 },
+        Op::Reply {
+            inst: 1,
+            pick: 156570164125575960,
+            fail: false,
+        },
+        Op::Run { inst: 0, pick: 0 },
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Reply {
+            inst: 0,
+            pick: 13789711672296709669,
+            fail: true,
+        },
+        Op::Ping(3648075563115150146),
+        Op::Ping(371209944334269209),
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Known {
+                pick: 0,
+                same_identity: false,
+            },
+            state: false,
+        },
+        Op::Close {
+            pick: 9292272334203650761,
+            clean: false,
+        },
+        Op::Join {
+            inst: 1,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Join {
+            inst: 1,
+            identity: 0,
+            id: IdChoice::Known {
+                pick: 8148563568125064422,
+                same_identity: true,
+            },
+            state: false,
+        },
+        Op::Close {
+            pick: 4941333674614291281,
+            clean: false,
+        },
+        Op::Reply {
+            inst: 1,
+            pick: 0,
+            fail: false,
+        },
+        Op::Reply {
+            inst: 0,
+            pick: 0,
+            fail: false,
+        },
+        Op::Run { inst: 0, pick: 0 },
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Close {
+            pick: 3552955922664157904,
+            clean: false,
+        },
+        Op::Reply {
+            inst: 0,
+            pick: 0,
+            fail: false,
+        },
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Run { inst: 0, pick: 0 },
+        Op::Run { inst: 0, pick: 0 },
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Close {
+            pick: 2422021474218272236,
+            clean: false,
+        },
+        Op::Reply {
+            inst: 0,
+            pick: 0,
+            fail: false,
+        },
+        Op::Ping(0),
+        Op::Ping(0),
+        Op::Run { inst: 0, pick: 0 },
+        Op::Ping(0),
+        Op::Update {
+            pick: 13462650695679297953,
+            clear: false,
+        },
+        Op::Ping(0),
+        Op::Run { inst: 0, pick: 0 },
+        Op::Update {
+            pick: 2886893992140841800,
+            clear: false,
+        },
+    ];
+    run_world(&[0, 0], &ops).unwrap();
+}
+
+/// Found by the properties, and failing on main as well (no `state=` in
+/// it): after two flushes, socket 8's update never reaches the store (no
+/// Update call is made for it) and its lease ends with no state. Kept,
+/// ignored, for whoever takes it up: `cargo test -p longhouse-core --test
+/// shared_space latest_state_lost -- --ignored` (TRACE=1 shows the steps).
+#[test]
+#[ignore = "pre-existing on main: an update lost across two flushes; not fixed yet"]
+fn regression_latest_state_lost_across_two_flushes() {
+    let ops = vec![
+        Op::Join {
+            inst: 1,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Join {
+            inst: 1,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Close {
+            pick: 0,
+            clean: false,
+        },
+        Op::Join {
+            inst: 1,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Join {
+            inst: 1,
+            identity: 0,
+            id: IdChoice::Known {
+                pick: 0,
+                same_identity: false,
+            },
+            state: false,
+        },
+        Op::Run { inst: 0, pick: 0 },
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Known {
+                pick: 0,
+                same_identity: false,
+            },
+            state: false,
+        },
+        Op::Blip(1),
+        Op::Run { inst: 0, pick: 0 },
+        Op::Run { inst: 0, pick: 0 },
+        Op::Run { inst: 0, pick: 0 },
+        Op::Reply {
+            inst: 0,
+            pick: 0,
+            fail: false,
+        },
+        Op::Run { inst: 0, pick: 0 },
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Reply {
+            inst: 0,
+            pick: 0,
+            fail: false,
+        },
+        Op::Join {
+            inst: 1,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Run {
+            inst: 0,
+            pick: 5205102891743001089,
+        },
+        Op::Run { inst: 0, pick: 0 },
+        Op::Ping(6153386720621579085),
+        Op::Join {
+            inst: 1,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Reply {
+            inst: 0,
+            pick: 166106580306379436,
+            fail: false,
+        },
+        Op::Lose(Loss::Flush),
+        Op::Run { inst: 0, pick: 0 },
+        Op::Reply {
+            inst: 0,
+            pick: 4005716712875153,
+            fail: false,
+        },
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Known {
+                pick: 2525586997863962562,
+                same_identity: false,
+            },
+            state: false,
+        },
+        Op::Close {
+            pick: 142731522577707453,
+            clean: false,
+        },
+        Op::Run {
+            inst: 0,
+            pick: 1720248914428266529,
+        },
+        Op::Ping(47878880267742),
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Update {
+            pick: 1126639453880331581,
+            clear: false,
+        },
+        Op::Lose(Loss::Flush),
+        Op::Run {
+            inst: 0,
+            pick: 3839201106039521726,
         },
     ];
     run_world(&[0, 0], &ops).unwrap();

@@ -368,11 +368,18 @@ fn a_resume_keeps_the_state_and_state_on_resume_makes_one_update() {
     assert!(h.take(b).is_empty());
     assert_eq!(h.closes[&a2], 4001);
     // Another state: exactly one update, no leave or join.
-    let (_a4, _) = h.join(&q(&[
+    let (_a4, w4) = h.join(&q(&[
         ("identity", "a"),
         ("id", &id),
         ("state", r#"{"n":2}"#),
     ]));
+    // The resumer's own welcome already shows the state it brought.
+    let mine = w4["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id.as_str());
+    assert_eq!(mine.unwrap()["state"], json!({"n": 2}), "{w4}");
     let got = h.take(b);
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0]["event"], "remote update");
@@ -414,11 +421,18 @@ fn token_info_is_shown_and_a_resume_with_other_info_makes_one_update() {
         format!("token={}&id=ann-1", token(r#"{"role":"admin"}"#)),
     );
     assert!(h.take(b).is_empty(), "same info: no event");
-    let _a3 = join(
+    let a3 = join(
         &mut h,
         format!("token={}&id=ann-1", token(r#"{"role":"guest"}"#)),
     );
     assert_eq!(h.closes[&a2], 4001);
+    let w3 = h.take(a3).remove(0);
+    let mine = w3["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "ann-1");
+    assert_eq!(mine.unwrap()["info"], json!({"role": "guest"}), "{w3}");
     let got = h.take(b);
     assert_eq!(got.len(), 1);
     assert_eq!(got[0]["event"], "remote update");

@@ -11,7 +11,7 @@ use crate::conn_id::ConnId;
 use crate::defaults::{DEFAULT_MAX_HELD_EVENTS, DEFAULT_MAX_STATE_BYTES};
 use crate::error_kind::ErrorKind;
 use crate::inbound::{decode_limited, ClientMessage, Frame};
-use crate::join::JoinError;
+use crate::join::{JoinError, ResumeChanges};
 use crate::output::{Command, Disconnect, Output, Relay};
 use crate::roster::{RosterEvent, Sequenced};
 use crate::time::UnixMillis;
@@ -35,6 +35,10 @@ struct Conn {
     /// The sequence number at which the store took this socket's join, once
     /// known: a snapshot at or after it settles the socket's fate.
     confirmed_at: Option<u64>,
+    /// What its join brings to a lease it resumes, until it is welcomed:
+    /// its welcome shows its own record with them (the update that stores
+    /// them may come after the event that welcomes it).
+    changes: Option<ResumeChanges>,
 }
 
 /// What one frame asks of whoever keeps the roster, and what it was
@@ -137,8 +141,19 @@ impl Hub {
                 id,
                 joined: false,
                 confirmed_at: None,
+                changes: None,
             },
         );
+    }
+
+    /// [`Hub::open`] for a join that may resume a lease with `changes`
+    /// (`state=`, a token's `info`, `username=`): its own welcome shows
+    /// the record as the resume leaves it.
+    pub fn open_with(&mut self, conn: ConnId, id: ClientId, changes: ResumeChanges) {
+        self.open(conn, id);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.changes = Some(changes);
+        }
     }
 
     /// Registers a socket that was welcomed before this hub existed: a
@@ -151,6 +166,7 @@ impl Hub {
                 id,
                 joined: true,
                 confirmed_at: None,
+                changes: None,
             },
         );
     }
@@ -470,8 +486,12 @@ impl Hub {
         };
         c.joined = true;
         let id = c.id.clone();
+        let changes = c.changes.take();
         self.coalescer.welcomed(conn);
-        send(conn, self.view.welcome(&id), out);
+        // A resume's own record as its join changes it (the update that
+        // stores the changes may come after this event).
+        let own = changes.and_then(|changes| self.view.get(&id).and_then(|c| changes.apply(c)));
+        send(conn, self.view.welcome(&id, own.as_ref()), out);
     }
 
     fn expire_local(&mut self, conn: ConnId, out: &mut Vec<Output>) {

@@ -71,9 +71,18 @@ impl View {
     }
 
     /// The welcome for the socket of `id`: the text a `Welcome` with
-    /// this view encodes to, made of the kept client texts.
-    pub(crate) fn welcome(&self, id: &ClientId) -> Arc<str> {
-        let texts: Vec<&str> = self.ordered().into_iter().map(|v| &*v.text).collect();
+    /// this view encodes to, made of the kept client texts; `own`, when
+    /// given, stands for `id`'s record (a resume's changes not yet in view).
+    pub(crate) fn welcome(&self, id: &ClientId, own: Option<&ClientInfo>) -> Arc<str> {
+        let own = own.map(client_text);
+        let texts: Vec<&str> = self
+            .ordered()
+            .into_iter()
+            .map(|v| match &own {
+                Some(own) if v.info.id == *id => &**own,
+                _ => &*v.text,
+            })
+            .collect();
         welcome_text(id, &texts)
     }
 
@@ -118,7 +127,7 @@ mod tests {
         }
         let id = ClientId::parse("me").unwrap();
         assert_eq!(
-            view.welcome(&id),
+            view.welcome(&id, None),
             ServerMessage::Welcome {
                 id,
                 clients: view.sorted()
@@ -174,6 +183,26 @@ mod tests {
             .map(|c| c.id.to_string())
             .collect();
         assert_eq!(order, ["d", "a", "b", "c"]);
+        assert_fresh(&view);
+    }
+
+    #[test]
+    fn a_resumes_own_record_stands_in_for_the_kept_one() {
+        let mut view = View::default();
+        let a = client("a", 1);
+        let b = client("b", 2);
+        view.insert(a.id.clone(), a.clone());
+        view.insert(b.id.clone(), b.clone());
+        let b2 = b.with_state(json(r#"{"back":true}"#));
+        assert_eq!(
+            view.welcome(&b.id, Some(&b2)),
+            ServerMessage::Welcome {
+                id: b.id.clone(),
+                clients: vec![a, b2]
+            }
+            .encode()
+        );
+        // The kept text is untouched until the record changes in view.
         assert_fresh(&view);
     }
 

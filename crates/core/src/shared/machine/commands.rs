@@ -66,12 +66,24 @@ impl SharedSpace {
     }
 
     /// The record of lease `id` held by our socket `holder`: as its join
-    /// and updates left it, or as the view shows it (welcomed by the
-    /// channel before its join's reply came).
+    /// and updates left it, or (welcomed by the channel before its join's
+    /// reply came) as its last update or its welcome showed it: the view's,
+    /// with what its resume brings (its own update is the latest; the
+    /// resume's must not overwrite it).
     fn record(&self, id: &ClientId, holder: ConnId) -> Option<ClientInfo> {
         match self.own.get(id) {
             Some(own) if own.conn == holder => Some(own.client.clone()),
-            _ => self.hub.viewed(id).cloned(),
+            _ => match self.early.get(&holder) {
+                Some(updated) => Some(updated.clone()),
+                None => {
+                    let seen = self.hub.viewed(id)?;
+                    let resumed = self
+                        .joining
+                        .get(&holder)
+                        .and_then(|j| j.request.resumed_client(seen));
+                    Some(resumed.unwrap_or_else(|| seen.clone()))
+                }
+            },
         }
     }
 }

@@ -208,7 +208,8 @@ impl SharedSpace {
             return out;
         }
         let id = request.id.clone().unwrap_or_else(fresh_id);
-        self.hub.open(conn, id.clone());
+        self.hub
+            .open_with(conn, id.clone(), request.resume_changes());
         self.joining.insert(
             conn,
             Joining {

@@ -12,6 +12,17 @@ use crate::time::UnixMillis;
 use crate::wire::ClientInfo;
 use crate::ConnId;
 
+/// Which record [`SharedSpace::took`] kept for a socket's lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Took {
+    /// The event's was not a lease of that socket.
+    Nothing,
+    /// The event's.
+    Event,
+    /// One the socket's own updates (or an earlier join) made.
+    Kept,
+}
+
 impl SharedSpace {
     pub(super) fn replied(
         &mut self,
@@ -111,8 +122,8 @@ impl SharedSpace {
                             self.send_join(conn, now, out);
                             return;
                         }
-                        self.took(conn, last, reply.now);
-                        self.resume_changes(conn, last, now, out);
+                        let took = self.took(conn, last, reply.now);
+                        self.settle_record(conn, last, took, now, out);
                         if self.ready && reply.epoch == self.epoch {
                             self.hub.confirm(conn, last.seq, &mut out.step.outputs);
                         } else {
@@ -125,27 +136,39 @@ impl SharedSpace {
         self.absorb(call, reply, now, out);
     }
 
-    /// A resume whose request changes the record (`state=`, a token with
-    /// other `info`, `username=`): one update after it, as
-    /// [`crate::Space::join`] does.
-    fn resume_changes(
+    /// After a join's reply, the record the socket's lease must have in
+    /// the store, sent as one update if the event's differs. Taken as the
+    /// event shows it, a resume whose request changes the record (`state=`,
+    /// a token with other `info`, `username=`) makes the new one, as
+    /// [`crate::Space::join`] does. Kept (the socket updated it since its
+    /// welcome came by the channel, or an earlier join of the same socket
+    /// made it), it is the latest, and wins over the resume's; sent again
+    /// if the store's differs (a repeat of an update on its way changes
+    /// nothing anyone sees).
+    fn settle_record(
         &mut self,
         conn: ConnId,
         event: &Sequenced,
+        took: Took,
         now: UnixMillis,
         out: &mut SharedStep,
     ) {
-        let RosterEvent::Resumed { client, holder, .. } = &event.event else {
-            return;
+        let new = match (took, &event.event) {
+            (Took::Event, RosterEvent::Resumed { client, .. }) => self
+                .joining
+                .get(&conn)
+                .and_then(|j| j.request.resumed_client(client)),
+            (
+                Took::Kept,
+                RosterEvent::Joined { client, .. } | RosterEvent::Resumed { client, .. },
+            ) => self
+                .own
+                .get(&client.id)
+                .filter(|own| own.conn == conn && own.client != *client)
+                .map(|own| own.client.clone()),
+            _ => None,
         };
-        if *holder != conn {
-            return;
-        }
-        let Some(new) = self
-            .joining
-            .get(&conn)
-            .and_then(|j| j.request.resumed_client(client))
-        else {
+        let Some(new) = new else {
             return;
         };
         if let Some(own) = self.own.get_mut(&new.id).filter(|o| o.conn == conn) {
@@ -159,36 +182,39 @@ impl SharedSpace {
         self.call(op, Pending::Update(id, conn), now, out);
     }
 
-    /// Records the lease a join's event gave a socket of ours.
-    pub(super) fn took(&mut self, conn: ConnId, event: &Sequenced, store_now: UnixMillis) {
+    /// Records the lease a join's event gave a socket of ours; says which
+    /// record it keeps.
+    pub(super) fn took(&mut self, conn: ConnId, event: &Sequenced, store_now: UnixMillis) -> Took {
         let (RosterEvent::Joined { client, holder } | RosterEvent::Resumed { client, holder, .. }) =
             &event.event
         else {
-            return;
+            return Took::Nothing;
         };
-        if *holder == conn {
-            // An update made before this reply is the lease's latest.
-            // (A join sent again for a lease this socket took already keeps
-            // the record it has: later updates may have changed it.)
-            let client = match self.early.remove(&conn) {
-                Some(updated) if updated.same_lease(client) => updated,
-                _ => match self.own.get(&client.id) {
-                    Some(own) if own.conn == conn && own.client.same_lease(client) => {
-                        own.client.clone()
-                    }
-                    _ => client.clone(),
-                },
-            };
-            self.own.insert(
-                client.id.clone(),
-                Own {
-                    conn,
-                    client,
-                    expires_at: store_now.plus(self.config.space.ttl_ms),
-                    lost: false,
-                },
-            );
+        if *holder != conn {
+            return Took::Nothing;
         }
+        // An update made before this reply is the lease's latest.
+        // (A join sent again for a lease this socket took already keeps
+        // the record it has: later updates may have changed it.)
+        let (took, client) = match self.early.remove(&conn) {
+            Some(updated) if updated.same_lease(client) => (Took::Kept, updated),
+            _ => match self.own.get(&client.id) {
+                Some(own) if own.conn == conn && own.client.same_lease(client) => {
+                    (Took::Kept, own.client.clone())
+                }
+                _ => (Took::Event, client.clone()),
+            },
+        };
+        self.own.insert(
+            client.id.clone(),
+            Own {
+                conn,
+                client,
+                expires_at: store_now.plus(self.config.space.ttl_ms),
+                lost: false,
+            },
+        );
+        took
     }
 
     /// Applies a reply's events, snapshot and next expiry to the view, if
