@@ -216,6 +216,59 @@ impl ServerMessage {
     }
 }
 
+/// One client object's text, as welcomes and events embed it: the hub
+/// renders it when a client joins or changes and keeps it (boxed to its
+/// exact length: one is kept per client in view, and never shared).
+pub fn client_text(client: &ClientInfo) -> Box<str> {
+    serde_json::to_string(client)
+        .expect("client objects always serialize")
+        .into_boxed_str()
+}
+
+/// A welcome made of its clients' kept texts, in welcome order: the same
+/// bytes as [`ServerMessage::Welcome`] encodes to, without serialising
+/// the roster again.
+pub fn welcome_text(id: &ClientId, clients: &[&str]) -> Arc<str> {
+    let id = serde_json::to_string(id.as_str()).expect("ids always serialize");
+    const HEAD: &str = r#"{"id":"#;
+    const CLIENTS: &str = r#","clients":["#;
+    let len = HEAD.len()
+        + id.len()
+        + CLIENTS.len()
+        + clients.iter().map(|c| c.len() + 1).sum::<usize>()
+        + 2;
+    let mut text = String::with_capacity(len);
+    text.push_str(HEAD);
+    text.push_str(&id);
+    text.push_str(CLIENTS);
+    for (i, client) in clients.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(client);
+    }
+    text.push_str("]}");
+    text.into()
+}
+
+/// A `remote join` around a client's kept text: the bytes
+/// [`ServerMessage::RemoteJoin`] encodes to.
+pub fn remote_join_text(client: &str) -> Arc<str> {
+    event_text("remote join", client)
+}
+
+/// A `remote update` around a client's kept text: the bytes
+/// [`ServerMessage::RemoteUpdate`] encodes to.
+pub fn remote_update_text(client: &str) -> Arc<str> {
+    event_text("remote update", client)
+}
+
+fn event_text(event: &str, client: &str) -> Arc<str> {
+    [r#"{"event":""#, event, r#"","client":"#, client, "}"]
+        .concat()
+        .into()
+}
+
 /// The error text a removed client gets before its close 4003.
 pub const REMOVED_TEXT: &str = "Removed";
 
@@ -246,6 +299,36 @@ mod tests {
             &*msg.encode(),
             r#"{"id":"3f0c","clients":[{"id":"3f0c","identity":"a@example.com","joinedAt":"2015-06-05T21:09:26.480Z"},{"id":"9a11","identity":"b@example.com","joinedAt":"2015-06-05T21:09:28.493Z"}]}"#
         );
+    }
+
+    #[test]
+    fn a_welcome_of_kept_texts_is_the_encoded_welcome() {
+        let mut b = client("9a11", "b\"@example.com", 1_433_538_568_493);
+        b.state = Some(Json::object(r#"{"x":1}"#).unwrap());
+        b.info = Some(Json::object(r#"{"role":"admin"}"#).unwrap());
+        b.username = Some("Bob".into());
+        for clients in [
+            vec![],
+            vec![client("3f0c", "a@example.com", 1_433_538_566_480)],
+            vec![client("3f0c", "a@example.com", 1_433_538_566_480), b],
+        ] {
+            let id = ClientId::parse("x-y_1").unwrap();
+            let texts: Vec<Box<str>> = clients.iter().map(client_text).collect();
+            let texts: Vec<&str> = texts.iter().map(|t| &**t).collect();
+            let text = welcome_text(&id, &texts);
+            for c in &clients {
+                let kept = client_text(c);
+                assert_eq!(
+                    remote_join_text(&kept),
+                    ServerMessage::RemoteJoin(c.clone()).encode()
+                );
+                assert_eq!(
+                    remote_update_text(&kept),
+                    ServerMessage::RemoteUpdate(c.clone()).encode()
+                );
+            }
+            assert_eq!(text, ServerMessage::Welcome { id, clients }.encode());
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use super::{send, Hub};
 use crate::close::CloseCode;
 use crate::output::Output;
 use crate::roster::{LeaveCause, RosterEvent};
-use crate::wire::{ClientInfo, ServerMessage};
+use crate::wire::{remote_join_text, remote_update_text, ClientInfo, ServerMessage};
 
 impl Hub {
     pub(super) fn apply_in_order(&mut self, event: RosterEvent, out: &mut Vec<Output>) {
@@ -48,8 +48,8 @@ impl Hub {
                 Some(seen) if seen.same_lease(&client) => {
                     if *seen != client {
                         let id = client.id.clone();
-                        self.view.insert(id.clone(), client.clone());
-                        self.broadcast(&id, &ServerMessage::RemoteUpdate(client), out);
+                        self.view.insert(id.clone(), client);
+                        self.broadcast_viewed(&id, remote_update_text, out);
                     }
                 }
                 // Not seen joining (only in a history that contradicts
@@ -106,7 +106,7 @@ impl Hub {
         match self.view.insert(id.clone(), client.clone()) {
             Some(old) if old == client => {}
             Some(old) if old.same_lease(&client) => {
-                self.broadcast(&id, &ServerMessage::RemoteUpdate(client), out);
+                self.broadcast_viewed(&id, remote_update_text, out);
             }
             Some(old) => {
                 let leave = ServerMessage::RemoteLeave {
@@ -114,9 +114,9 @@ impl Hub {
                     reason: LeaveCause::Expired,
                 };
                 self.broadcast(&id, &leave, out);
-                self.broadcast(&id, &ServerMessage::RemoteJoin(client), out);
+                self.broadcast_viewed(&id, remote_join_text, out);
             }
-            None => self.broadcast(&id, &ServerMessage::RemoteJoin(client), out),
+            None => self.broadcast_viewed(&id, remote_join_text, out),
         }
     }
 }

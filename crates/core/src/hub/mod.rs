@@ -21,8 +21,10 @@ mod apply;
 mod coalesce;
 mod relay;
 mod resync;
+mod view;
 
 use coalesce::Coalescer;
+use view::View;
 
 #[derive(Debug, Clone)]
 struct Conn {
@@ -57,7 +59,8 @@ pub struct Framed {
 #[derive(Debug, Clone)]
 pub struct Hub {
     conns: HashMap<ConnId, Conn>,
-    view: HashMap<ClientId, ClientInfo>,
+    /// The roster as local sockets know it, with each client's text.
+    view: View,
     applied: u64,
     /// Events held back behind a gap: sequence → (arrival number, event).
     buffered: BTreeMap<u64, (u64, RosterEvent)>,
@@ -99,7 +102,7 @@ impl Hub {
     pub fn new(max_message_bytes: usize, applied: u64) -> Self {
         Hub {
             conns: HashMap::new(),
-            view: HashMap::new(),
+            view: View::default(),
             applied,
             buffered: BTreeMap::new(),
             arrivals: 0,
@@ -449,9 +452,7 @@ impl Hub {
 
     /// The roster as local sockets know it, in welcome order.
     pub fn view(&self) -> Vec<ClientInfo> {
-        let mut clients: Vec<ClientInfo> = self.view.values().cloned().collect();
-        clients.sort_by(|a, b| (a.joined_at, &a.id).cmp(&(b.joined_at, &b.id)));
-        clients
+        self.view.sorted()
     }
 
     /// The client under `id` as local sockets know it.
@@ -487,16 +488,10 @@ impl Hub {
         let id = c.id.clone();
         let changes = c.changes.take();
         self.coalescer.welcomed(conn);
-        let mut clients = self.view();
-        if let Some(changes) = changes {
-            for client in clients.iter_mut().filter(|client| client.id == id) {
-                if let Some(new) = changes.apply(client) {
-                    *client = new;
-                }
-            }
-        }
-        let text = ServerMessage::Welcome { id, clients }.encode();
-        send(conn, text, out);
+        // A resume's own record as its join changes it (the update that
+        // stores the changes may come after this event).
+        let own = changes.and_then(|changes| self.view.get(&id).and_then(|c| changes.apply(c)));
+        send(conn, self.view.welcome(&id, own.as_ref()), out);
     }
 
     fn expire_local(&mut self, conn: ConnId, out: &mut Vec<Output>) {
@@ -524,10 +519,33 @@ impl Hub {
 
     /// Sends to every welcomed socket except the subject's own.
     fn broadcast(&self, subject: &ClientId, message: &ServerMessage, out: &mut Vec<Output>) {
+        self.broadcast_text(subject, || message.encode(), out);
+    }
+
+    /// Sends `subject`'s `remote join` (or `remote update`), made of its
+    /// kept text, to every welcomed socket except its own.
+    fn broadcast_viewed(
+        &self,
+        subject: &ClientId,
+        event: fn(&str) -> Arc<str>,
+        out: &mut Vec<Output>,
+    ) {
+        let kept = self.view.text_of(subject).expect("a client in view");
+        self.broadcast_text(subject, || event(kept), out);
+    }
+
+    /// Sends one text, rendered at most once and only if someone gets it,
+    /// to every welcomed socket except the subject's own.
+    fn broadcast_text(
+        &self,
+        subject: &ClientId,
+        render: impl Fn() -> Arc<str>,
+        out: &mut Vec<Output>,
+    ) {
         let mut text: Option<Arc<str>> = None;
         for (&conn, c) in &self.conns {
             if c.joined && &c.id != subject {
-                let text = text.get_or_insert_with(|| message.encode()).clone();
+                let text = text.get_or_insert_with(&render).clone();
                 out.push(Output::Send { conn, text });
             }
         }

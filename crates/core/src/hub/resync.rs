@@ -9,7 +9,7 @@ use crate::close::CloseCode;
 use crate::conn_id::ConnId;
 use crate::output::Output;
 use crate::roster::LeaveCause;
-use crate::wire::{ClientInfo, ServerMessage};
+use crate::wire::{remote_join_text, remote_update_text, ClientInfo, ServerMessage};
 
 impl Hub {
     /// Brings the view to a snapshot of the roster taken at sequence `seq`
@@ -125,11 +125,7 @@ impl Hub {
         changed.sort_by(|a, b| (a.joined_at, &a.id).cmp(&(b.joined_at, &b.id)));
         for client in changed {
             self.view.insert(client.id.clone(), client.clone());
-            self.broadcast(
-                &client.id,
-                &ServerMessage::RemoteUpdate(client.clone()),
-                out,
-            );
+            self.broadcast_viewed(&client.id, remote_update_text, out);
         }
 
         let mut arrived: Vec<&ClientInfo> = truth
@@ -140,7 +136,7 @@ impl Hub {
         arrived.sort_by(|a, b| (a.joined_at, &a.id).cmp(&(b.joined_at, &b.id)));
         for client in arrived {
             self.view.insert(client.id.clone(), client.clone());
-            self.broadcast(&client.id, &ServerMessage::RemoteJoin(client.clone()), out);
+            self.broadcast_viewed(&client.id, remote_join_text, out);
         }
 
         // Sockets of ours that lost their lease to another connection, and
