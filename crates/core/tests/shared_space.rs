@@ -1139,13 +1139,13 @@ fn regression_a_takeover_sends_its_own_held_update_last() {
     run_world(&[0, 0], &ops).unwrap();
 }
 
-/// Found by the properties, and failing on main as well (no `state=` in
-/// it): after two flushes, socket 8's update never reaches the store (no
-/// Update call is made for it) and its lease ends with no state. Kept,
-/// ignored, for whoever takes it up: `cargo test -p longhouse-core --test
-/// shared_space latest_state_lost -- --ignored` (TRACE=1 shows the steps).
+/// Found by the properties: after a flush, another socket of the same
+/// instance joined under socket 8's id and landed in the new history
+/// (where the lease was free); its reply displaced socket 8's record
+/// (holding its update, stale in the lost history) before a second flush
+/// put the lease back from an older record and the join was refused. The
+/// displaced record is now put back and its state sent again.
 #[test]
-#[ignore = "pre-existing on main: an update lost across two flushes; not fixed yet"]
 fn regression_latest_state_lost_across_two_flushes() {
     let ops = vec![
         Op::Join {
