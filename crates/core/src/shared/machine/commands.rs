@@ -29,7 +29,6 @@ impl SharedSpace {
                     self.own.remove(&id);
                 }
                 self.early.remove(&holder);
-                self.restore_displaced(holder);
                 match self.joining.get(&holder) {
                     // Never sent: the store has nothing to end.
                     Some(j) if j.waiting_since.is_some() => self.closed_now(holder, out),

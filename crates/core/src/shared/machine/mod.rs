@@ -118,11 +118,12 @@ pub struct SharedSpace {
     /// Records updated by sockets welcomed (by the channel) before their
     /// join's reply made the lease ours: taken into [`Own`] then.
     early: HashMap<ConnId, ClientInfo>,
-    /// The record of a socket of ours that a join of another socket of
-    /// ours displaced from [`Own`] (keyed by the joiner): a join that
-    /// landed in another history, where the lease was free. Put back if
-    /// that join comes to nothing, so that the holder's latest state is
-    /// not lost with it.
+    /// The record of a socket of ours that a join's reply for another
+    /// socket of ours displaced from [`Own`] (keyed by the joiner): a join
+    /// that landed in another history where the lease was free, or an old
+    /// join whose lease the holder has resumed since. Put back if the
+    /// joiner goes (refused, replaced, closed) while the holder stays, so
+    /// that the holder's latest state is not lost with it.
     displaced: HashMap<ConnId, Own>,
     /// Leaves of sockets that closed while their join was in flight (with
     /// the record to show, if an update was held): sent once it is
@@ -597,24 +598,8 @@ impl SharedSpace {
     fn refuse(&mut self, conn: ConnId, error: &JoinError, out: &mut SharedStep) {
         self.joining.remove(&conn);
         self.early.remove(&conn);
-        self.restore_displaced(conn);
         out.step.errors.push(error.kind());
         self.hub.refuse(conn, error, &mut out.step.outputs);
-    }
-
-    /// `conn`'s join came to nothing (refused, or its socket closed): the
-    /// record it displaced is put back if its socket still holds the
-    /// lease, and sent again after a snapshot if the store's lags it.
-    fn restore_displaced(&mut self, conn: ConnId) {
-        let Some(old) = self.displaced.remove(&conn) else {
-            return;
-        };
-        let id = old.client.id.clone();
-        let taken_by_conn = self.own.get(&id).is_none_or(|o| o.conn == conn);
-        if taken_by_conn && self.hub.client_of(old.conn) == Some(&id) {
-            self.own.insert(id, old);
-            self.want_resync(ResyncReason::LeaseMissing);
-        }
     }
 
     fn refuse_unavailable(&mut self, conn: ConnId, out: &mut SharedStep) {
