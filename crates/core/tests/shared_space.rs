@@ -1549,3 +1549,68 @@ fn regression_an_old_join_reply_does_not_take_a_resumed_lease_record() {
     ];
     run_world(&[0, 0], &ops).unwrap();
 }
+
+/// Found by the properties: after a rollback, another identity's join
+/// under lease 1 landed in a new history and displaced socket 1's record;
+/// socket 1's update then went to a record nobody kept, and once the join
+/// was refused the older record was put back and sent. Updates of a
+/// displaced record now go to it.
+#[test]
+fn regression_an_update_of_a_displaced_record_is_kept() {
+    let ops = vec![
+        Op::Ping(0),
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Run { inst: 0, pick: 0 },
+        Op::Run { inst: 0, pick: 0 },
+        Op::Run { inst: 0, pick: 0 },
+        Op::Ping(0),
+        Op::Run { inst: 0, pick: 0 },
+        Op::Reply {
+            inst: 0,
+            pick: 0,
+            fail: false,
+        },
+        Op::Lose(Loss::Rollback),
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Known {
+                pick: 0,
+                same_identity: false,
+            },
+            state: false,
+        },
+        Op::Run {
+            inst: 0,
+            pick: 2448204148627802221,
+        },
+        Op::Reply {
+            inst: 0,
+            pick: 0,
+            fail: false,
+        },
+        Op::Join {
+            inst: 0,
+            identity: 0,
+            id: IdChoice::Fresh,
+            state: false,
+        },
+        Op::Reply {
+            inst: 0,
+            pick: 0,
+            fail: false,
+        },
+        Op::Lose(Loss::Flush),
+        Op::Update {
+            pick: 12262565013417417486,
+            clear: false,
+        },
+        Op::Run { inst: 0, pick: 0 },
+    ];
+    run_world(&[0, 0], &ops).unwrap();
+}
