@@ -7,9 +7,10 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use longhouse_core::api::{
-    authorize, parse_broadcast, removed_json, Access, ApiError, KickTarget, Method,
+    admit_roster, authorize, parse_broadcast, removed_json, request_space, Access, ApiError,
+    KickTarget, Method,
 };
-use longhouse_core::{roster_json, roster_token, ServerMessage, SpaceName};
+use longhouse_core::{roster_json, ServerMessage};
 use tracing::{info, warn};
 
 use crate::app::AppState;
@@ -67,9 +68,9 @@ pub async fn broadcast(
     if let Err(e) = authorize(&state.admin, Method::Post, authorization(&headers)) {
         return api_error(&e);
     }
-    let space = match SpaceName::from_path(uri.path()) {
+    let space = match request_space(uri.path()) {
         Ok(s) => s,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e) => return api_error(&e),
     };
     let data = match parse_broadcast(&body, state.settings.limits.max_message_bytes) {
         Ok(data) => data,
@@ -90,9 +91,9 @@ pub async fn kick(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -
     if let Err(e) = authorize(&state.admin, Method::Delete, authorization(&headers)) {
         return api_error(&e);
     }
-    let space = match SpaceName::from_path(uri.path()) {
+    let space = match request_space(uri.path()) {
         Ok(s) => s,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e) => return api_error(&e),
     };
     let target = match KickTarget::parse(uri.query()) {
         Ok(t) => t,
@@ -126,21 +127,15 @@ fn wants_json(headers: &HeaderMap) -> bool {
 /// `GET /{space}` as JSON: with the admin token, any space; else the same
 /// space and token rules as a join.
 async fn roster(state: &AppState, path: &str, query: Option<&str>, access: Access) -> Response {
-    let space = match SpaceName::from_path(path) {
+    let auth = &state.settings.limits.auth;
+    let admitted = request_space(path).and_then(|space| {
+        admit_roster(access, auth, &space, query, now())?;
+        Ok(space)
+    });
+    let space = match admitted {
         Ok(s) => s,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e) => return api_error(&e),
     };
-    if access == Access::JoinRules {
-        let token = roster_token(query);
-        if let Err(e) = state
-            .settings
-            .limits
-            .auth
-            .authorize(&space, None, token.as_deref(), now())
-        {
-            return error(StatusCode::UNAUTHORIZED, &format!("Unauthorized: {e}"));
-        }
-    }
     match state.settings.store.roster(&space).await {
         Ok(clients) => json(StatusCode::OK, roster_json(&space, clients)),
         Err(why) => {

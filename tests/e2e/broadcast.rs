@@ -12,12 +12,7 @@ use crate::support::expect_all_silent;
 /// order sent, `from` the sender; never the sender itself.
 pub async fn broadcasts_reach_everyone_else_in_order_never_the_sender(cx: &Ctx) -> Result<()> {
     let space = cx.space();
-    let mut a = cx.join(&space, "a").await?;
-    let mut b = cx.join(&space, "b").await?;
-    let mut c = cx.join(&space, "c").await?;
-    a.expect_join(&b.member()).await?;
-    a.expect_join(&c.member()).await?;
-    b.expect_join(&c.member()).await?;
+    let (mut a, mut b, mut c) = crate::support::join_three(cx, &space).await?;
     let data = [
         json!(1),
         json!("two"),
@@ -79,12 +74,7 @@ pub async fn broadcast_without_data_is_invalid_and_nothing_is_stored(cx: &Ctx) -
 /// replaced); the sender gets nothing.
 pub async fn cursor_is_relayed_with_the_senders_client_id(cx: &Ctx) -> Result<()> {
     let space = cx.space();
-    let mut a = cx.join(&space, "a").await?;
-    let mut b = cx.join(&space, "b").await?;
-    let mut c = cx.join(&space, "c").await?;
-    a.expect_join(&b.member()).await?;
-    a.expect_join(&c.member()).await?;
-    b.expect_join(&c.member()).await?;
+    let (mut a, mut b, mut c) = crate::support::join_three(cx, &space).await?;
     a.send_text(r#"{"action":"cursor","x":12,"y":34.5,"clientId":"forged","page":"/doc"}"#)
         .await?;
     for other in [&mut b, &mut c] {
@@ -140,14 +130,15 @@ pub async fn broadcasts_keep_order_across_instances_and_joins(cx: &Ctx) -> Resul
     let base = cx.dep().ws_base();
     let space2 = space.clone();
     let joiner = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Join while the broadcasts are under way.
+        longhouse_e2e::let_time_pass(Duration::from_millis(20)).await;
         Client::join(&base, &space2, "late", None).await
     });
     for n in 0..total {
         a.send_json(&json!({"action": "broadcast", "data": n}))
             .await?;
         if n % 20 == 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            longhouse_e2e::let_time_pass(Duration::from_millis(5)).await;
         }
     }
     let mut late = joiner.await.map_err(|e| anyhow!("{e}"))??;
@@ -188,5 +179,17 @@ pub async fn broadcasts_keep_order_across_instances_and_joins(cx: &Ctx) -> Resul
             "late: {seen:?}"
         );
     }
+    Ok(())
+}
+
+/// Broadcasts count towards `MESSAGE_RATE`: a client that broadcasts faster
+/// than it allows is closed 1008 (`Rate limit exceeded`) and seen leaving.
+pub async fn broadcasts_count_towards_the_message_rate(cx: &Ctx) -> Result<()> {
+    let space = cx.space();
+    let mut a = cx.join(&space, "a").await?;
+    let message = r#"{"action":"broadcast","data":1}"#;
+    let reason =
+        crate::reasons::flood_until_rate_limited(cx, &space, &mut a, message, "broadcast").await?;
+    ensure!(reason == "left", "{reason}");
     Ok(())
 }

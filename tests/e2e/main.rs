@@ -46,6 +46,9 @@ use longhouse_e2e::{Capability, Ctx, Suite, TargetOptions};
 type CaseFn = for<'a> fn(&'a Ctx) -> Pin<Box<dyn Future<Output = Result<()>> + 'a>>;
 
 /// Which deployment a case runs on.
+// `TargetOptions` is a few hundred bytes, and `Uses` is `Copy`, made once
+// a case: boxing the variant would lose `Copy` and save nothing that counts.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy)]
 enum Uses {
     /// The deployment shared by all cases with these options.
@@ -441,6 +444,11 @@ fn cases() -> Vec<Case> {
             [Webhooks]
         ),
         case!(
+            webhooks::no_answer_in_ten_seconds_is_retried,
+            Uses::Own,
+            [Webhooks]
+        ),
+        case!(
             webhooks::order_within_a_space_is_kept,
             Uses::Own,
             [Webhooks]
@@ -508,6 +516,21 @@ fn cases() -> Vec<Case> {
         ),
         case!(state::update_renews_the_lease, SHORT, [PresenceState]),
         case!(
+            state::interval_zero_sends_every_update,
+            Uses::Shared(state::NO_COALESCING),
+            [PresenceState]
+        ),
+        case!(
+            state::max_state_bytes_setting_is_honoured,
+            Uses::Shared(state::SMALL_STATES),
+            [PresenceState]
+        ),
+        case!(
+            state::held_update_is_sent_once_the_interval_has_passed,
+            Uses::Shared(state::LONG_INTERVAL),
+            [PresenceState]
+        ),
+        case!(
             state::resume_keeps_state_and_state_on_resume_is_one_update,
             DEFAULT,
             [PresenceState]
@@ -547,6 +570,21 @@ fn cases() -> Vec<Case> {
         case!(reasons::clean_close_is_left, DEFAULT, [PresenceState]),
         case!(reasons::violation_close_is_left, DEFAULT, [PresenceState]),
         case!(reasons::expiry_is_expired, SHORT, [PresenceState]),
+        case!(
+            reasons::rate_limit_close_is_left,
+            Uses::Shared(trust::RATE),
+            [PresenceState]
+        ),
+        case!(
+            broadcast::broadcasts_count_towards_the_message_rate,
+            Uses::Shared(trust::RATE),
+            [PresenceState]
+        ),
+        case!(
+            state::updates_count_towards_the_message_rate,
+            Uses::Shared(trust::RATE),
+            [PresenceState]
+        ),
         // 13. Broadcast and the cursor (v2)
         case!(
             broadcast::broadcasts_reach_everyone_else_in_order_never_the_sender,

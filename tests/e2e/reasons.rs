@@ -62,3 +62,42 @@ pub async fn expiry_is_expired(cx: &Ctx) -> Result<()> {
         ensure!(std::time::Instant::now() < deadline, "no leave for b");
     }
 }
+
+/// Floods `space` from a new client with `message` until the server closes
+/// it for the rate (`MESSAGE_RATE`, a deployment with a low one): `Rate
+/// limit exceeded`, 1008; `observer` sees what got through (events of
+/// `relayed` only), then the leave, whose reason is returned.
+pub async fn flood_until_rate_limited(
+    cx: &Ctx,
+    space: &str,
+    observer: &mut Client,
+    message: &str,
+    relayed: &str,
+) -> Result<Value> {
+    let mut flood = cx.join(space, "flood").await?;
+    observer.expect_join(&flood.member()).await?;
+    for _ in 0..40 {
+        if flood.send_text(message).await.is_err() {
+            break;
+        }
+    }
+    flood.expect_rejected("Rate limit exceeded", 1008).await?;
+    loop {
+        let v = observer.recv_json().await?;
+        if v["event"] == "remote leave" {
+            ensure!(v["client"]["id"] == flood.id.as_str(), "{v}");
+            return Ok(v["reason"].clone());
+        }
+        ensure!(v["event"] == relayed, "before the leave: {v}");
+    }
+}
+
+/// A close for a violation (1008, the message rate): `left`.
+pub async fn rate_limit_close_is_left(cx: &Ctx) -> Result<()> {
+    let space = cx.space();
+    let mut a = cx.join(&space, "a").await?;
+    let ping = r#"{"action":"ping","flood":true}"#;
+    let reason = flood_until_rate_limited(cx, &space, &mut a, ping, "none").await?;
+    ensure!(reason == "left", "{reason}");
+    Ok(())
+}

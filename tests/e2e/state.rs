@@ -6,13 +6,36 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use longhouse_e2e::client::encode_space;
-use longhouse_e2e::{Client, Ctx};
+use longhouse_e2e::target::ServerLimits;
+use longhouse_e2e::{Client, Ctx, TargetOptions};
 use serde_json::{json, Value};
 
 use crate::support::expect_all_silent;
 
 /// The default `UPDATE_INTERVAL_MS`.
 pub const INTERVAL: Duration = Duration::from_millis(50);
+
+/// The interval of [`LONG_INTERVAL`]: long enough to tell held from sent
+/// on a loaded machine.
+const LONG: Duration = Duration::from_millis(1000);
+
+/// A deployment with `UPDATE_INTERVAL_MS=1000`.
+pub const LONG_INTERVAL: TargetOptions = TargetOptions::DEFAULT.with_limits(ServerLimits {
+    update_interval_ms: Some(1000),
+    ..ServerLimits::NONE
+});
+
+/// A deployment with `MAX_STATE_BYTES=64`.
+pub const SMALL_STATES: TargetOptions = TargetOptions::DEFAULT.with_limits(ServerLimits {
+    max_state_bytes: Some(64),
+    ..ServerLimits::NONE
+});
+
+/// A deployment with `UPDATE_INTERVAL_MS=0`: no coalescing.
+pub const NO_COALESCING: TargetOptions = TargetOptions::DEFAULT.with_limits(ServerLimits {
+    update_interval_ms: Some(0),
+    ..ServerLimits::NONE
+});
 
 /// `{base}/{space}?identity=…&…` with every parameter encoded.
 pub fn url_with(base: &str, space: &str, identity: &str, params: &[(&str, &str)]) -> String {
@@ -101,7 +124,8 @@ pub async fn join_state_is_in_the_welcome_and_the_remote_join(cx: &Ctx) -> Resul
 }
 
 /// `state=` that is not JSON, not an object (null included) or over
-/// `MAX_STATE_BYTES` (1024): `Invalid state`, close 1008, nobody sees it.
+/// `MAX_STATE_BYTES` (1024, counted in UTF-8 bytes): `Invalid state`,
+/// close 1008, checked after `id`; nobody sees it.
 pub async fn bad_join_state_is_invalid_state_1008(cx: &Ctx) -> Result<()> {
     let space = cx.space();
     let base = cx.dep().ws_base();
@@ -113,6 +137,18 @@ pub async fn bad_join_state_is_invalid_state_1008(cx: &Ctx) -> Result<()> {
             .await
             .with_context(|| format!("state={state:.40}"))?;
     }
+    // The limit is on UTF-8 bytes: 517 characters, 1026 bytes.
+    let wide = format!(r#"{{"p":"{}"}}"#, "é".repeat(509));
+    let mut c = Client::connect_url(&url_with(&base, &space, "b", &[("state", &wide)])).await?;
+    c.expect_rejected("Invalid state", 1008)
+        .await
+        .context("1026 UTF-8 bytes in 517 characters")?;
+    // Checked after `id`: a bad id with a bad state is `Invalid id`.
+    let both = url_with(&base, &space, "b", &[("id", "a.b"), ("state", "{")]);
+    let mut c = Client::connect_url(&both).await?;
+    c.expect_rejected("Invalid id", 1008)
+        .await
+        .context("bad id and bad state")?;
     // 1024 bytes exactly is fine.
     let fits = format!(r#"{{"p":"{}"}}"#, "x".repeat(1024 - 8));
     let b = join_with(&base, &space, "b", &[("state", &fits)]).await?;
@@ -125,12 +161,7 @@ pub async fn bad_join_state_is_invalid_state_1008(cx: &Ctx) -> Result<()> {
 /// newcomer's welcome has the latest.
 pub async fn update_reaches_everyone_else_never_the_sender(cx: &Ctx) -> Result<()> {
     let space = cx.space();
-    let mut a = cx.join(&space, "a").await?;
-    let mut b = cx.join(&space, "b").await?;
-    let mut c = cx.join(&space, "c").await?;
-    a.expect_join(&b.member()).await?;
-    a.expect_join(&c.member()).await?;
-    b.expect_join(&c.member()).await?;
+    let (mut a, mut b, mut c) = crate::support::join_three(cx, &space).await?;
     a.send_json(&update(json!({"cursor": {"x": 3, "y": 4}})))
         .await?;
     for other in [&mut b, &mut c] {
@@ -144,12 +175,12 @@ pub async fn update_reaches_everyone_else_never_the_sender(cx: &Ctx) -> Result<(
     }
     a.expect_silence().await?;
     // Past the interval, so that this one is not held.
-    tokio::time::sleep(INTERVAL * 2).await;
+    longhouse_e2e::let_time_pass(INTERVAL * 2).await;
     a.send_json(&update(Value::Null)).await?;
     let v = expect_event_json(&mut b, "remote update").await?;
     ensure!(v["client"].get("state").is_none(), "cleared: {v}");
     expect_event_json(&mut c, "remote update").await?;
-    tokio::time::sleep(INTERVAL * 2).await;
+    longhouse_e2e::let_time_pass(INTERVAL * 2).await;
     a.send_json(&update(json!({"status": "away"}))).await?;
     expect_event_json(&mut b, "remote update").await?;
     expect_event_json(&mut c, "remote update").await?;
@@ -436,7 +467,7 @@ pub async fn states_converge_on_every_instance(cx: &Ctx) -> Result<()> {
                 last.insert(c.id.clone(), state);
             }
         }
-        tokio::time::sleep(Duration::from_millis(7)).await;
+        longhouse_e2e::let_time_pass(Duration::from_millis(7)).await;
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     for (c, view) in clients.iter_mut().zip(views.iter_mut()) {
@@ -526,4 +557,99 @@ pub async fn sigterm_instance_clients_resume_with_their_state(cx: &Ctx) -> Resul
     let seen = welcome_entry(&b2, &a.id)?;
     ensure!(seen.get("state").is_none(), "{seen}");
     expect_all_silent(&mut [&mut a, &mut b2]).await
+}
+
+/// Updates count towards `MESSAGE_RATE`: a client that updates faster than
+/// it allows is closed 1008 (`Rate limit exceeded`) and seen leaving.
+pub async fn updates_count_towards_the_message_rate(cx: &Ctx) -> Result<()> {
+    let space = cx.space();
+    let mut a = cx.join(&space, "a").await?;
+    let message = r#"{"action":"update","state":{"n":1}}"#;
+    let reason =
+        crate::reasons::flood_until_rate_limited(cx, &space, &mut a, message, "remote update")
+            .await?;
+    ensure!(reason == "left", "{reason}");
+    Ok(())
+}
+
+/// `UPDATE_INTERVAL_MS=0`: every update reaches the others, none held or
+/// skipped, in the order sent.
+pub async fn interval_zero_sends_every_update(cx: &Ctx) -> Result<()> {
+    let space = cx.space();
+    let mut a = cx.join(&space, "a").await?;
+    let mut b = cx.join(&space, "b").await?;
+    a.expect_join(&b.member()).await?;
+    let total = 20u64;
+    for n in 0..total {
+        a.send_json(&update(json!({ "n": n }))).await?;
+    }
+    for n in 0..total {
+        let v = expect_event_json(&mut b, "remote update").await?;
+        ensure!(v["client"]["id"] == a.id.as_str(), "{v}");
+        ensure!(v["client"]["state"] == json!({ "n": n }), "update {n}: {v}");
+    }
+    expect_all_silent(&mut [&mut a, &mut b]).await
+}
+
+/// An update sent within the interval after the last one sent is held,
+/// replaced by a later one, and sent once the interval has passed: three
+/// updates at once reach the others as the first at once and the last
+/// about one interval later (all three only should the machine stall
+/// between sending them), never as the middle one alone.
+pub async fn held_update_is_sent_once_the_interval_has_passed(cx: &Ctx) -> Result<()> {
+    let space = cx.space();
+    let mut a = cx.join(&space, "a").await?;
+    let mut b = cx.join(&space, "b").await?;
+    a.expect_join(&b.member()).await?;
+    for n in 0..3 {
+        a.send_json(&update(json!({ "n": n }))).await?;
+    }
+    let mut seen = Vec::new();
+    while seen.last().map(|(n, _)| *n) != Some(2) {
+        let (v, at) = b.recv_json_timed(LONG * 3).await?;
+        ensure!(v["event"] == "remote update", "{v}");
+        let n = v["client"]["state"]["n"].as_u64().unwrap_or(u64::MAX);
+        seen.push((n, at));
+    }
+    let ns: Vec<u64> = seen.iter().map(|(n, _)| *n).collect();
+    ensure!(ns == [0, 2] || ns == [0, 1, 2], "seen {ns:?}");
+    let first = seen[0].1;
+    let (_, held_at) = seen[1];
+    let gap = held_at - first;
+    // The first was sent at once; the next left a whole interval after it
+    // (less the first's delivery time), and within the protocol's bound.
+    ensure!(
+        gap >= LONG - crate::support::DELIVERY_SLACK && gap <= LONG + Duration::from_millis(500),
+        "the held update came {gap:?} after the first ({ns:?})"
+    );
+    expect_all_silent(&mut [&mut a, &mut b]).await
+}
+
+/// `MAX_STATE_BYTES` is honoured (64 here): at join, 65 bytes are `Invalid
+/// state` (1008) and 64 fit; by update, 65 bytes are `State too large` and
+/// 64 reach the others.
+pub async fn max_state_bytes_setting_is_honoured(cx: &Ctx) -> Result<()> {
+    let space = cx.space();
+    let base = cx.dep().ws_base();
+    let of_len = |len: usize| format!(r#"{{"p":"{}"}}"#, "x".repeat(len - 8));
+    let (fits, over) = (of_len(64), of_len(65));
+    let mut c = Client::connect_url(&url_with(&base, &space, "a", &[("state", &over)])).await?;
+    c.expect_rejected("Invalid state", 1008).await?;
+    let mut a = join_with(&base, &space, "a", &[("state", &fits)]).await?;
+    let mut b = cx.join(&space, "b").await?;
+    ensure!(welcome_entry(&b, &a.id)?["state"] == serde_json::from_str::<Value>(&fits)?);
+    a.expect_join(&b.member()).await?;
+    a.send_text(&format!(r#"{{"action":"update","state":{over}}}"#))
+        .await?;
+    a.expect_error("State too large").await?;
+    // Another state of 64 bytes (the same again might be no change).
+    let other = fits.replace('x', "y");
+    a.send_text(&format!(r#"{{"action":"update","state":{other}}}"#))
+        .await?;
+    let v = expect_event_json(&mut b, "remote update").await?;
+    ensure!(
+        v["client"]["state"] == serde_json::from_str::<Value>(&other)?,
+        "{v}"
+    );
+    expect_all_silent(&mut [&mut a, &mut b]).await
 }

@@ -21,6 +21,18 @@ pub const CLOCK_GRANULARITY: Duration = Duration::from_millis(5);
 /// "Right away" (section 4): well under a second.
 pub const AT_ONCE: Duration = Duration::from_secs(1);
 
+/// Clients `a`, `b` and `c` in `space`, each having seen the later ones
+/// join: a quiet space of three to send from `a`.
+pub async fn join_three(cx: &Ctx, space: &str) -> Result<(Client, Client, Client)> {
+    let mut a = cx.join(space, "a").await?;
+    let mut b = cx.join(space, "b").await?;
+    let c = cx.join(space, "c").await?;
+    a.expect_join(&b.member()).await?;
+    a.expect_join(&c.member()).await?;
+    b.expect_join(&c.member()).await?;
+    Ok((a, b, c))
+}
+
 /// Connects to `{ws base}{path_and_query}` exactly as given and waits for
 /// the welcome.
 pub async fn join_raw(cx: &Ctx, path_and_query: &str) -> Result<Client> {

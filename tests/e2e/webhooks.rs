@@ -65,6 +65,17 @@ fn ev(
     )
 }
 
+/// The whole life of a space that one member joined and left for
+/// `reason`: occupied, joined, left, vacated.
+fn lone_member(identity: &str, reason: &str) -> Vec<(String, Option<String>, Option<String>)> {
+    vec![
+        ev("space.occupied", None, None),
+        ev("member.joined", Some(identity), None),
+        ev("member.left", Some(identity), Some(reason)),
+        ev("space.vacated", None, None),
+    ]
+}
+
 /// Each event type, shaped as section 14 shows it (`id` unique, `space`,
 /// `identity` absent for `space.*`, `reason` only on `member.left`, `at`
 /// RFC 3339 with milliseconds), every request signed with the secret over
@@ -180,13 +191,7 @@ pub async fn expiry_is_member_left_with_reason_expired(cx: &Ctx) -> Result<()> {
     a.expect_close(4000).await?;
     let events = receiver.wait_for_delivered(4, SOON).await?;
     ensure!(
-        summary(&events)
-            == vec![
-                ev("space.occupied", None, None),
-                ev("member.joined", Some(&ann), None),
-                ev("member.left", Some(&ann), Some("expired")),
-                ev("space.vacated", None, None),
-            ],
+        summary(&events) == lone_member(&ann, "expired"),
         "events: {events:#?}"
     );
     Ok(())
@@ -221,6 +226,42 @@ pub async fn failing_receiver_gets_the_same_ids_again_with_backoff(cx: &Ctx) -> 
     ensure!(
         gap2 >= Duration::from_millis(1_900) && gap2 < Duration::from_millis(3_000),
         "second retry after {gap2:?}"
+    );
+    Ok(())
+}
+
+/// A POST that gets no answer in 10 s has failed: the same ids are sent
+/// again, after the 10 s and the first back-off (1 s), and delivered.
+pub async fn no_answer_in_ten_seconds_is_retried(cx: &Ctx) -> Result<()> {
+    let (receiver, dep) = with_receiver(cx, TargetOptions::DEFAULT).await?;
+    receiver.hang_next(1);
+    let space = cx.space();
+    let ann = unique("ann");
+    let _a = join(&dep, &space, &ann).await?;
+    let requests = receiver
+        .wait_until(Duration::from_secs(20), "a second attempt", |rs| {
+            rs.len() >= 2
+        })
+        .await?;
+    let statuses: Vec<u16> = requests.iter().map(|r| r.status).collect();
+    ensure!(statuses[..2] == [0, 204], "statuses {statuses:?}");
+    ensure!(
+        requests[1].ids() == requests[0].ids(),
+        "ids changed: {requests:#?}"
+    );
+    let gap = requests[1].at - requests[0].at;
+    ensure!(
+        gap >= Duration::from_millis(9_900) && gap < Duration::from_secs(14),
+        "retry after {gap:?}"
+    );
+    let delivered = receiver.delivered();
+    ensure!(
+        summary(&delivered)
+            == vec![
+                ev("space.occupied", None, None),
+                ev("member.joined", Some(&ann), None),
+            ],
+        "delivered: {delivered:#?}"
     );
     Ok(())
 }
@@ -274,13 +315,7 @@ pub async fn receiver_down_then_back_gets_every_event(cx: &Ctx) -> Result<()> {
         .wait_for_delivered(4, Duration::from_secs(10))
         .await?;
     ensure!(
-        summary(&events)
-            == vec![
-                ev("space.occupied", None, None),
-                ev("member.joined", Some(&ann), None),
-                ev("member.left", Some(&ann), Some("left")),
-                ev("space.vacated", None, None),
-            ],
+        summary(&events) == lone_member(&ann, "left"),
         "events: {events:#?}"
     );
     Ok(())
@@ -339,13 +374,7 @@ pub async fn kick_is_member_left_with_reason_removed(cx: &Ctx) -> Result<()> {
     a.expect_close(4003).await?;
     let events = receiver.wait_for_delivered(4, SOON).await?;
     ensure!(
-        summary(&events)
-            == vec![
-                ev("space.occupied", None, None),
-                ev("member.joined", Some(&ann), None),
-                ev("member.left", Some(&ann), Some("removed")),
-                ev("space.vacated", None, None),
-            ],
+        summary(&events) == lone_member(&ann, "removed"),
         "events: {events:#?}"
     );
     Ok(())
@@ -427,13 +456,7 @@ pub async fn maker_killed_while_receiver_down_other_instance_delivers(cx: &Ctx) 
         .wait_for_delivered(4, Duration::from_secs(20))
         .await?;
     ensure!(
-        summary(&events)
-            == vec![
-                ev("space.occupied", None, None),
-                ev("member.joined", Some(&ann), None),
-                ev("member.left", Some(&ann), Some("left")),
-                ev("space.vacated", None, None),
-            ],
+        summary(&events) == lone_member(&ann, "left"),
         "events: {events:#?}"
     );
     let taker = owner()?;

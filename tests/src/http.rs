@@ -7,6 +7,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// An HTTP answer, read whole (the connection is closed after it).
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
@@ -15,6 +16,7 @@ pub struct Response {
 }
 
 impl Response {
+    /// The first header named `name` (any case), as HTTP compares names.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -22,6 +24,7 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The body as text, for messages (not for comparing bytes).
     pub fn body_text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }

@@ -2,8 +2,8 @@
 //! starts for a case and stops when it is dropped. It records every POST
 //! (when, its `Longhouse-Signature`, its body, what it answered), checks
 //! each signature with its own HMAC-SHA256 (not the server's code), can be
-//! told to fail the next N requests, and can go down and come back on the
-//! same port.
+//! told to fail the next N requests or leave them unanswered, and can go
+//! down and come back on the same port.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -27,7 +27,7 @@ pub struct Request {
     pub at: Instant,
     pub signature: Option<String>,
     pub body: String,
-    /// What the receiver answered.
+    /// What the receiver answered (0: nothing, it was left hanging).
     pub status: u16,
     /// The signature is `t=<secs>,v1=<hex>` over `t.body` with the secret.
     pub signature_ok: bool,
@@ -58,6 +58,8 @@ struct Shared {
     requests: Mutex<Vec<Request>>,
     /// Requests still to answer with 500.
     fail_next: Mutex<usize>,
+    /// Requests still to leave unanswered (after the failing ones).
+    hang_next: Mutex<usize>,
     arrived: Notify,
 }
 
@@ -102,6 +104,13 @@ impl Receiver {
     /// The next `n` requests are answered 500.
     pub fn fail_next(&self, n: usize) {
         *self.shared.fail_next.lock().unwrap() = n;
+    }
+
+    /// The next `n` requests (after those [`Receiver::fail_next`] fails)
+    /// get no answer at all: the receiver holds them until the sender gives
+    /// up and closes the connection.
+    pub fn hang_next(&self, n: usize) {
+        *self.shared.hang_next.lock().unwrap() = n;
     }
 
     /// Stops listening: connections are refused until [`Receiver::up`].
@@ -209,23 +218,31 @@ async fn hook(
     };
     let status = {
         let mut fail = shared.fail_next.lock().unwrap();
+        let mut hang = shared.hang_next.lock().unwrap();
         if *fail > 0 {
             *fail -= 1;
-            StatusCode::INTERNAL_SERVER_ERROR
+            Some(StatusCode::INTERNAL_SERVER_ERROR)
+        } else if *hang > 0 {
+            *hang -= 1;
+            None
         } else {
-            StatusCode::NO_CONTENT
+            Some(StatusCode::NO_CONTENT)
         }
     };
     shared.requests.lock().unwrap().push(Request {
         at,
         signature,
         body,
-        status: status.as_u16(),
+        status: status.map_or(0, |s| s.as_u16()),
         signature_ok,
         signed_at,
     });
     shared.arrived.notify_waiters();
-    status
+    match status {
+        Some(status) => status,
+        // Dropped, unanswered, when the sender closes the connection.
+        None => std::future::pending().await,
+    }
 }
 
 /// Checks `t=<secs>,v1=<hex>` the way a receiver's backend would.

@@ -66,6 +66,10 @@ pub struct ServerLimits {
     pub admin_token: Option<&'static str>,
     /// `WEBHOOK_URL` and `WEBHOOK_SECRET` (section 14).
     pub webhook: Option<(&'static str, &'static str)>,
+    /// `UPDATE_INTERVAL_MS` (section 10).
+    pub update_interval_ms: Option<u64>,
+    /// `MAX_STATE_BYTES` (section 10).
+    pub max_state_bytes: Option<usize>,
 }
 
 impl ServerLimits {
@@ -82,6 +86,8 @@ impl ServerLimits {
         subscription_queue: None,
         admin_token: None,
         webhook: None,
+        update_interval_ms: None,
+        max_state_bytes: None,
     };
 
     /// The knobs that are set, as environment variables.
@@ -121,6 +127,12 @@ impl ServerLimits {
         if let Some((url, secret)) = self.webhook {
             env.push(("WEBHOOK_URL", url.into()));
             env.push(("WEBHOOK_SECRET", secret.into()));
+        }
+        if let Some(v) = self.update_interval_ms {
+            env.push(("UPDATE_INTERVAL_MS", v.to_string()));
+        }
+        if let Some(v) = self.max_state_bytes {
+            env.push(("MAX_STATE_BYTES", v.to_string()));
         }
         env.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }

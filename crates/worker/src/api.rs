@@ -3,8 +3,7 @@
 //! the space's Durable Object, which answers from its roster. Every rule is
 //! the core's; this file moves requests and answers.
 
-use longhouse_core::api::{authorize, Access, AdminToken, ApiError, Method};
-use longhouse_core::{roster_token, ServerMessage, SpaceName};
+use longhouse_core::api::{admit_roster, authorize, request_space, AdminToken, ApiError, Method};
 use worker::{Env, Request, Response, Result};
 
 use crate::config::EdgeConfig;
@@ -46,19 +45,20 @@ async fn answer(req: Request, method: Method, env: &Env, config: &EdgeConfig) ->
         Err(error) => return api_error(&error),
     };
     let url = req.url()?;
-    let space = match SpaceName::from_path(url.path()) {
+    let admitted = request_space(url.path()).and_then(|space| {
+        admit_roster(
+            access,
+            &crate::auth(config),
+            &space,
+            url.query(),
+            crate::now(),
+        )?;
+        Ok(space)
+    });
+    let space = match admitted {
         Ok(space) => space,
-        Err(error) => return json_error(400, &error.to_string()),
+        Err(error) => return api_error(&error),
     };
-    if access == Access::JoinRules {
-        // Only a `GET` without the admin token: the join's token rules.
-        let token = roster_token(url.query());
-        if let Err(error) =
-            crate::auth(config).authorize(&space, None, token.as_deref(), crate::now())
-        {
-            return json_error(401, &format!("Unauthorized: {error}"));
-        }
-    }
     crate::space_stub(env, &space)?
         .fetch_with_request(req)
         .await
@@ -76,9 +76,4 @@ pub fn json(status: u16, body: &str) -> Result<Response> {
     headers.set("Content-Type", "application/json")?;
     headers.set("Cache-Control", "no-store")?;
     Ok(response)
-}
-
-/// `{"error":…}` with `status`.
-pub fn json_error(status: u16, message: &str) -> Result<Response> {
-    json(status, &ServerMessage::Error(message.to_owned()).encode())
 }

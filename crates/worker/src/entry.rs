@@ -35,7 +35,15 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         return Response::error("Forbidden: origin not allowed", 403);
     }
     let url = req.url()?;
-    match JoinRequest::parse_with(url.path(), url.query(), &crate::auth(&config), crate::now()) {
+    let auth = crate::auth(&config);
+    let parsed = JoinRequest::parse_limited(
+        url.path(),
+        url.query(),
+        &auth,
+        crate::now(),
+        config.max_state_bytes,
+    );
+    match parsed {
         Ok(join) => {
             crate::space_stub(&env, &join.space)?
                 .fetch_with_request(req)

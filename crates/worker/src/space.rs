@@ -6,21 +6,24 @@
 //! idle), so nothing lives only in memory: leases are rows of the object's
 //! SQLite storage, and each open socket carries an attachment naming its
 //! connection and client. A woken object rebuilds its space from both.
+//! Its HTTP API answers are in `space/http.rs`, its webhook POSTs in
+//! `space/delivery.rs`.
+
+mod delivery;
+mod http;
 
 use std::cell::{RefCell, RefMut};
 use std::rc::{Rc, Weak};
 
-use longhouse_core::api::{kick, parse_broadcast, removed_json, ApiError, KickTarget};
-use longhouse_core::webhook::{Answer, Attempt, BatchId};
 use longhouse_core::{
-    event_kind, roster_json, Auth, ClientId, CloseCode, ConnId, Disconnect, Frame, JoinRequest,
-    Output, RosterEvent, ServerMessage, Space as CoreSpace, SpaceConfig, SpaceName, Step,
-    UnixMillis, PING_TEXT, PONG_TEXT,
+    event_kind, Auth, ClientId, CloseCode, ConnId, Disconnect, Frame, JoinRequest, Output,
+    RosterEvent, ServerMessage, Space as CoreSpace, SpaceConfig, Step, UnixMillis, PING_TEXT,
+    PONG_TEXT,
 };
 use serde::{Deserialize, Serialize};
 use worker::{
-    console_error, console_log, durable_object, DurableObject, Env, Error, Method, Request,
-    Response, Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
+    console_error, console_log, durable_object, DurableObject, Env, Error, Request, Response,
+    Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
     WebSocketRequestResponsePair,
 };
 
@@ -28,8 +31,8 @@ use crate::config::{ConfigError, EdgeConfig};
 use crate::lease_table::LeaseTable;
 use crate::outbox_table::OutboxTable;
 use crate::sockets::Sockets;
-use crate::webhooks::{self, Webhooks};
-use crate::{api, ffi, now, short_lived};
+use crate::webhooks::Webhooks;
+use crate::{ffi, now, short_lived};
 
 /// What each socket carries across hibernation (`serializeAttachment`,
 /// limited to 2 KiB: this is under 120 bytes).
@@ -164,8 +167,13 @@ impl Inner {
             return self.plain_http(req).await;
         }
         let url = req.url()?;
-        let request = match JoinRequest::parse_with(url.path(), url.query(), &settings.auth, now())
-        {
+        let request = match JoinRequest::parse_limited(
+            url.path(),
+            url.query(),
+            &settings.auth,
+            now(),
+            settings.config.max_state_bytes,
+        ) {
             Ok(r) => r,
             // The Worker refuses bad joins before they get here.
             Err(e) => return Response::error(e.to_string(), 400),
@@ -489,111 +497,6 @@ impl Inner {
             }
         }
         Ok(())
-    }
-
-    /// Sends the webhook POSTs the outbox asked for, each in a task of its
-    /// own (a receiver that takes its time holds up no handler, the alarm
-    /// included); each answer goes back to the outbox.
-    fn deliver(&self, attempts: Vec<Attempt>) {
-        let Some(url) = self
-            .settings
-            .as_ref()
-            .ok()
-            .and_then(|s| s.edge.webhook.as_ref())
-            .map(|w| w.url.clone())
-        else {
-            return;
-        };
-        for attempt in attempts {
-            let Some(me) = self.me.upgrade() else {
-                return;
-            };
-            let url = url.clone();
-            self.state.wait_until(async move {
-                let answer = webhooks::post(&url, &attempt).await;
-                if let Err(err) = me.webhook_answered(attempt.batch, answer).await {
-                    console_error!(
-                        "{}",
-                        log_line(&me.space_name(), "webhook answer", &err.to_string())
-                    );
-                }
-            });
-        }
-    }
-
-    /// A webhook POST was answered (or failed): the outbox settles it and
-    /// may send the next batch; the alarm follows its next deadline.
-    async fn webhook_answered(&self, batch: BatchId, answer: Answer) -> Result<()> {
-        {
-            let mut live = self.live()?;
-            if let Some(webhooks) = live.webhooks.as_mut() {
-                webhooks.answered(&self.outbox, batch, answer, now())?;
-            }
-        }
-        self.carry_out(&self.space_name(), Step::default()).await
-    }
-
-    /// A plain HTTP request the Worker let through (section 14): the
-    /// roster for a `GET` (after a sweep, so that no lease already run out
-    /// is listed), a server broadcast for a `POST`, a kick for a `DELETE`.
-    async fn plain_http(&self, mut req: Request) -> Result<Response> {
-        let url = req.url()?;
-        let space = match SpaceName::from_path(url.path()) {
-            Ok(space) => space,
-            Err(error) => return api::json_error(400, &error.to_string()),
-        };
-        match req.method() {
-            Method::Get => {
-                let now = now();
-                let step = {
-                    let mut live = self.live()?;
-                    self.sweeping(&mut live, now, |live| live.space.tick(now))
-                };
-                self.carry_out(space.as_str(), step).await?;
-                let body = {
-                    let live = self.live()?;
-                    roster_json(
-                        &space,
-                        live.space.roster().leases().map(|l| l.client.clone()),
-                    )
-                };
-                api::json(200, &body)
-            }
-            Method::Post => {
-                let max = self.live()?.space.config().max_message_bytes;
-                let data = match parse_broadcast(&req.bytes().await?, max) {
-                    Ok(data) => data,
-                    Err(error) => return api::api_error(&error),
-                };
-                let now = now();
-                let step = {
-                    let mut live = self.live()?;
-                    self.sweeping(&mut live, now, |live| live.space.server_broadcast(&data))
-                };
-                self.carry_out(space.as_str(), step).await?;
-                api::json(202, "{}")
-            }
-            Method::Delete => {
-                let target = match KickTarget::parse(url.query()) {
-                    Ok(target) => target,
-                    Err(error) => return api::api_error(&error),
-                };
-                let now = now();
-                let mut removed = 0;
-                let step = {
-                    let mut live = self.live()?;
-                    self.sweeping(&mut live, now, |live| {
-                        let (step, n) = kick(&mut live.space, &target, now);
-                        removed = n;
-                        step
-                    })
-                };
-                self.carry_out(space.as_str(), step).await?;
-                api::json(200, &removed_json(removed))
-            }
-            // The Worker routes no other method here.
-            _ => api::api_error(&ApiError::NotFound),
-        }
     }
 
     fn space_name(&self) -> String {

@@ -96,17 +96,21 @@ impl Webhooks {
 fn settle(table: &OutboxTable, settled: Settled) -> Result<()> {
     match settled {
         Settled::Delivered { events, .. } => table.delete(events.iter().map(|e| e.id.as_str())),
-        Settled::Retrying { failures, at, .. } => {
+        Settled::Retrying {
+            space,
+            failures,
+            at,
+        } => {
             console_log!(
                 "{}",
-                serde_json::json!({ "event": "webhook retry", "failures": failures, "at": at.0 })
+                serde_json::json!({ "event": "webhook retry", "space": space, "failures": failures, "at": at.0 })
             );
             Ok(())
         }
-        Settled::GivenUp { events, .. } => {
+        Settled::GivenUp { space, events } => {
             console_error!(
                 "{}",
-                serde_json::json!({ "event": "webhook given up", "events": events.len() })
+                serde_json::json!({ "event": "webhook given up", "space": space, "events": events.len() })
             );
             table.delete(events.iter().map(|e| e.id.as_str()))
         }
@@ -121,14 +125,17 @@ pub async fn post(url: &str, attempt: &Attempt) -> Answer {
         Ok(status) => {
             console_log!(
                 "{}",
-                serde_json::json!({ "event": "webhook refused", "status": status })
+                serde_json::json!({ "event": "webhook refused", "space": attempt.space, "status": status })
             );
             Answer::Failed
         }
         Err(err) => {
+            // The runtime's error text may quote the URL, whose query can
+            // hold a secret: never logged.
+            let error = err.to_string().replace(url, "<WEBHOOK_URL>");
             console_log!(
                 "{}",
-                serde_json::json!({ "event": "webhook failed", "error": err.to_string() })
+                serde_json::json!({ "event": "webhook failed", "space": attempt.space, "error": error })
             );
             Answer::Failed
         }

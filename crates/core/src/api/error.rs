@@ -15,6 +15,10 @@ pub enum ApiError {
     /// A missing or wrong bearer token.
     #[error("Unauthorized: {0}")]
     Unauthorized(&'static str),
+    /// A roster `GET` under the join rules that a join would be refused
+    /// for (its token); the text is the join's.
+    #[error("Unauthorized: {0}")]
+    NotAdmitted(String),
     /// The request does not say what it wants.
     #[error("{0}")]
     BadRequest(String),
@@ -28,7 +32,7 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
             ApiError::NotFound => 404,
-            ApiError::Unauthorized(_) => 401,
+            ApiError::Unauthorized(_) | ApiError::NotAdmitted(_) => 401,
             ApiError::BadRequest(_) => 400,
             ApiError::TooLarge => 413,
         }

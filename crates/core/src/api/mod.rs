@@ -6,8 +6,10 @@ mod auth;
 mod error;
 mod kick;
 mod request;
+mod space;
 
 pub use auth::{authorize, Access, AdminToken, Method};
 pub use error::ApiError;
 pub use kick::{kick, removed};
 pub use request::{parse_broadcast, removed_json, KickTarget};
+pub use space::{admit_roster, request_space};
