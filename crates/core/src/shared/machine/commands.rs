@@ -77,8 +77,9 @@ impl SharedSpace {
     }
 
     /// The record of lease `id` held by our socket `holder`: as its join
-    /// and updates left it (kept aside if another join displaced it), or (welcomed by the channel before its join's
-    /// reply came) as its last update or its welcome showed it: the view's,
+    /// and updates left it (kept aside if another join displaced it), or
+    /// (welcomed by the channel before its join's reply came) as its last
+    /// update or its welcome showed it: the view's,
     /// with what its resume brings (its own update is the latest; the
     /// resume's must not overwrite it).
     fn record(&self, id: &ClientId, holder: ConnId) -> Option<ClientInfo> {
