@@ -2,7 +2,7 @@
 //! (with the record this instance holds), relays and leaves (sent once a
 //! join in flight is answered).
 
-use super::{Pending, SharedSpace};
+use super::{Own, Pending, SharedSpace};
 use crate::client_id::ClientId;
 use crate::conn_id::ConnId;
 use crate::output::Command;
@@ -47,9 +47,12 @@ impl SharedSpace {
                 };
                 match self.own.get_mut(&id).filter(|o| o.conn == holder) {
                     Some(own) => own.client = client.clone(),
-                    None => {
-                        self.early.insert(holder, client.clone());
-                    }
+                    None => match self.displaced_of(&id, holder) {
+                        Some(displaced) => displaced.client = client.clone(),
+                        None => {
+                            self.early.insert(holder, client.clone());
+                        }
+                    },
                 }
                 let op = StoreOp::Update { client, holder };
                 self.call(op, Pending::Update(id, holder), now, out);
@@ -65,15 +68,30 @@ impl SharedSpace {
         }
     }
 
+    /// The record of lease `id` held by our socket `holder` that another
+    /// socket's join displaced, if any.
+    fn displaced_of(&mut self, id: &ClientId, holder: ConnId) -> Option<&mut Own> {
+        self.displaced
+            .values_mut()
+            .find(|d| d.conn == holder && d.client.id == *id)
+    }
+
     /// The record of lease `id` held by our socket `holder`: as its join
-    /// and updates left it, or (welcomed by the channel before its join's
-    /// reply came) as its last update or its welcome showed it: the view's,
+    /// and updates left it (kept aside if another join displaced it), or
+    /// (welcomed by the channel before its join's reply came) as its last
+    /// update or its welcome showed it: the view's,
     /// with what its resume brings (its own update is the latest; the
     /// resume's must not overwrite it).
     fn record(&self, id: &ClientId, holder: ConnId) -> Option<ClientInfo> {
         match self.own.get(id) {
             Some(own) if own.conn == holder => Some(own.client.clone()),
-            _ => match self.early.get(&holder) {
+            _ => match self
+                .displaced
+                .values()
+                .find(|d| d.conn == holder && d.client.id == *id)
+                .map(|d| &d.client)
+                .or_else(|| self.early.get(&holder))
+            {
                 Some(updated) => Some(updated.clone()),
                 None => {
                     let seen = self.hub.viewed(id)?;

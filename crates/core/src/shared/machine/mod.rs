@@ -118,6 +118,13 @@ pub struct SharedSpace {
     /// Records updated by sockets welcomed (by the channel) before their
     /// join's reply made the lease ours: taken into [`Own`] then.
     early: HashMap<ConnId, ClientInfo>,
+    /// The record of a socket of ours that a join's reply for another
+    /// socket of ours displaced from [`Own`] (keyed by the joiner): a join
+    /// that landed in another history where the lease was free, or an old
+    /// join whose lease the holder has resumed since. Put back if the
+    /// joiner goes (refused, replaced, closed) while the holder stays, so
+    /// that the holder's latest state is not lost with it.
+    displaced: HashMap<ConnId, Own>,
     /// Leaves of sockets that closed while their join was in flight (with
     /// the record to show, if an update was held): sent once it is
     /// answered, so that the leave cannot overtake the join.
@@ -168,6 +175,7 @@ impl SharedSpace {
             unconfirmed: Vec::new(),
             own: HashMap::new(),
             early: HashMap::new(),
+            displaced: HashMap::new(),
             deferred: HashMap::new(),
             closing: HashMap::new(),
             calls: HashMap::new(),
@@ -431,6 +439,7 @@ impl SharedSpace {
         self.joining.clear();
         self.own.clear();
         self.early.clear();
+        self.displaced.clear();
         out
     }
 

@@ -205,7 +205,7 @@ impl SharedSpace {
                 _ => (Took::Event, client.clone()),
             },
         };
-        self.own.insert(
+        let previous = self.own.insert(
             client.id.clone(),
             Own {
                 conn,
@@ -214,6 +214,19 @@ impl SharedSpace {
                 lost: false,
             },
         );
+        // A fresh lease under an id another socket of ours still holds in
+        // the view: the join landed in a history without that lease. The
+        // holder's record (with its latest state) is kept aside until this
+        // join is confirmed or comes to nothing.
+        if let Some(previous) = previous {
+            let fresh = matches!(event.event, RosterEvent::Joined { .. });
+            if fresh
+                && previous.conn != conn
+                && self.hub.client_of(previous.conn) == Some(&previous.client.id)
+            {
+                self.displaced.insert(conn, previous);
+            }
+        }
         took
     }
 

@@ -74,6 +74,33 @@ impl SharedSpace {
         });
         self.unconfirmed
             .retain(|(conn, _, _)| hub.client_of(*conn).is_some());
+        self.restore_displaced();
+    }
+
+    /// Puts back the records displaced by joiners that went while the
+    /// socket they displaced still holds the lease (see
+    /// `SharedSpace::displaced`); a snapshot then tells whether the store
+    /// lags them, and they are sent again if so.
+    fn restore_displaced(&mut self) {
+        let mut back = Vec::new();
+        self.displaced.retain(|joiner, old| {
+            let id = &old.client.id;
+            if self.hub.client_of(old.conn) != Some(id) {
+                return false;
+            }
+            if self.hub.client_of(*joiner) == Some(id) {
+                return true;
+            }
+            back.push((*joiner, old.clone()));
+            false
+        });
+        for (joiner, old) in back {
+            let id = old.client.id.clone();
+            if self.own.get(&id).is_none_or(|o| o.conn == joiner) {
+                self.own.insert(id, old);
+                self.want_resync(ResyncReason::LeaseMissing);
+            }
+        }
     }
 
     pub(super) fn can_resync(&self) -> bool {
