@@ -24,7 +24,11 @@ for t in "${targets[@]}"; do
   if ! cargo +nightly fuzz run --fuzz-dir fuzz "$t" "fuzz/corpus/$t" -- \
     -max_total_time="$seconds" -max_len=8192 >"$log" 2>&1; then
     tail -40 "$log" >&2
-    echo "[fuzz] $t FAILED: the crashing input is under fuzz/artifacts/$t/" >&2
+    if compgen -G "fuzz/artifacts/$t/*" >/dev/null; then
+      echo "[fuzz] $t FAILED: the crashing input is under fuzz/artifacts/$t/" >&2
+    else
+      echo "[fuzz] $t FAILED without a crashing input (a build error?): the log above" >&2
+    fi
     exit 1
   fi
   grep -E '^Done [0-9]+ runs' "$log" || tail -3 "$log"
