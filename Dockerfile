@@ -15,7 +15,9 @@
 ARG BINARY=build
 
 FROM docker.io/library/rust:1-bookworm AS build
-RUN rustup target add x86_64-unknown-linux-musl
+# musl-tools: ring (rustls, under the webhook client) compiles C for musl.
+RUN apt-get update && apt-get install -y --no-install-recommends musl-tools \
+ && rm -rf /var/lib/apt/lists/* && rustup target add x86_64-unknown-linux-musl
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --target x86_64-unknown-linux-musl -p longhouse-native \

@@ -49,6 +49,10 @@ fi
 if ! command -v curl >/dev/null; then
   apt_install curl
 fi
+# ring (rustls, under reqwest's webhook client) compiles C for musl.
+if ! command -v musl-gcc >/dev/null; then
+  apt_install musl-tools
+fi
 if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
   log "rustup target add x86_64-unknown-linux-musl"
   rustup target add x86_64-unknown-linux-musl
