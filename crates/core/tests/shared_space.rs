@@ -33,7 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use longhouse_core::shared::{
     CallId, ScriptReply, SharedConfig, SharedSpace, SharedStep, StoreCall, StoreClock,
-    StoreFailure, StoreOp, Subscription,
+    StoreFailure, Subscription,
 };
 use longhouse_core::{
     ClientId, CloseCode, ConnId, Disconnect, Frame, JoinRequest, Output, SpaceConfig, UnixMillis,
@@ -303,18 +303,6 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// The socket a call is made for.
-fn holder_of(op: &StoreOp) -> Option<ConnId> {
-    match op {
-        StoreOp::Join { holder, .. }
-        | StoreOp::Renew { holder, .. }
-        | StoreOp::Leave { holder, .. }
-        | StoreOp::Update { holder, .. } => Some(*holder),
-        StoreOp::Relay { from, .. } => from.as_ref().map(|(_, h)| *h),
-        StoreOp::Sweep | StoreOp::Resync { .. } | StoreOp::Remove { .. } => None,
-    }
-}
-
 fn fresh_id(n: u64) -> ClientId {
     let mut bytes = [0u8; 16];
     bytes[..8].copy_from_slice(&n.to_le_bytes());
@@ -480,8 +468,8 @@ impl World {
         let calls = &self.inst[i].calls;
         let runnable: Vec<usize> = (0..calls.len())
             .filter(|&k| {
-                let holder = holder_of(&calls[k].op);
-                holder.is_none() || !calls[..k].iter().any(|c| holder_of(&c.op) == holder)
+                let holder = calls[k].op.holder();
+                holder.is_none() || !calls[..k].iter().any(|c| c.op.holder() == holder)
             })
             .collect();
         let k = runnable[pick % runnable.len()];

@@ -100,6 +100,21 @@ pub enum StoreOp {
     },
 }
 
+impl StoreOp {
+    /// The local socket a call is made for, if any: one socket's calls
+    /// must reach the store in the order it made them.
+    pub fn holder(&self) -> Option<ConnId> {
+        match self {
+            StoreOp::Join { holder, .. }
+            | StoreOp::Renew { holder, .. }
+            | StoreOp::Leave { holder, .. }
+            | StoreOp::Update { holder, .. } => Some(*holder),
+            StoreOp::Relay { from, .. } => from.as_ref().map(|(_, holder)| *holder),
+            StoreOp::Sweep | StoreOp::Resync { .. } | StoreOp::Remove { .. } => None,
+        }
+    }
+}
+
 /// One call to make: an id for its reply, the caller's history, the
 /// request. Calls made for one socket (the `holder` of a join, renewal,
 /// update or leave, the sender of a relay) must run in the order they were

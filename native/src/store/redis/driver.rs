@@ -249,7 +249,8 @@ impl RedisStore {
                     .calls
                     .iter()
                     .map(|call| {
-                        holder_of(&call.op)
+                        call.op
+                            .holder()
                             .and_then(|conn| s.spans.get(&conn).cloned())
                             .unwrap_or_else(Span::current)
                     })
@@ -263,7 +264,7 @@ impl RedisStore {
                     log_note(&driver.name, note);
                 }
                 for (call, span) in step.calls.into_iter().zip(spans) {
-                    if let Some(holder) = holder_of(&call.op) {
+                    if let Some(holder) = call.op.holder() {
                         if let Some(waiting) = s.lanes.get_mut(&holder) {
                             waiting.push_back((call, span));
                             continue;
@@ -304,7 +305,7 @@ impl RedisStore {
                     Err(e.failure())
                 }
             };
-            store.replied(&driver, call.id, holder_of(&call.op), result);
+            store.replied(&driver, call.id, call.op.holder(), result);
         }.instrument(span));
     }
 
@@ -428,18 +429,6 @@ impl Kicks<'_> {
 
     fn remove(&mut self, id: &CallId) -> Option<oneshot::Sender<Result<usize, StoreFailure>>> {
         self.0.remove(id)
-    }
-}
-
-/// The socket a call is made for, if any.
-fn holder_of(op: &StoreOp) -> Option<ConnId> {
-    match op {
-        StoreOp::Join { holder, .. }
-        | StoreOp::Renew { holder, .. }
-        | StoreOp::Leave { holder, .. }
-        | StoreOp::Update { holder, .. } => Some(*holder),
-        StoreOp::Relay { from, .. } => from.as_ref().map(|(_, holder)| *holder),
-        StoreOp::Sweep | StoreOp::Resync { .. } | StoreOp::Remove { .. } => None,
     }
 }
 
