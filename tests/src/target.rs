@@ -810,18 +810,56 @@ fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// Ports this process has handed out.
+fn used_ports() -> &'static Mutex<HashSet<u16>> {
+    static USED: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
+    USED.get_or_init(Default::default)
+}
+
 /// Ports handed out by this process, so that two instances starting at once
 /// never get the same one.
 pub fn fresh_port() -> Result<u16> {
-    static USED: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
-    let used = USED.get_or_init(Default::default);
     for _ in 0..50 {
         let port = free_port()?;
-        if used.lock().unwrap().insert(port) {
+        if used_ports().lock().unwrap().insert(port) {
             return Ok(port);
         }
     }
     bail!("no fresh port")
+}
+
+/// How far a Redis Cluster node's bus port is from its client port (fixed
+/// by Redis).
+const CLUSTER_BUS_OFFSET: u16 = 10_000;
+
+/// A port for a Redis Cluster node: free, with its bus port (port + 10000)
+/// free too, both reserved in this process. Both lie below the kernel's
+/// ephemeral range (32768 and up on Linux), so that neither a
+/// [`fresh_port`] nor the local end of some outgoing connection can take
+/// the bus port between this check and the node's start, which is how a
+/// node once failed to start with "Address already in use" on its bus.
+fn fresh_cluster_port() -> Result<u16> {
+    const FIRST: u16 = 12_000;
+    const SPAN: u16 = 10_000; // bus ports stay below 32000
+    static NEXT: OnceLock<Mutex<u16>> = OnceLock::new();
+    // Processes running side by side start at different places.
+    let next = NEXT.get_or_init(|| Mutex::new((std::process::id() % u32::from(SPAN)) as u16));
+    for _ in 0..SPAN {
+        let port = {
+            let mut n = next.lock().unwrap();
+            *n = (*n + 7) % SPAN;
+            FIRST + *n
+        };
+        let bus = port + CLUSTER_BUS_OFFSET;
+        let free = |p: u16| TcpListener::bind((Ipv4Addr::LOCALHOST, p)).is_ok();
+        let mut used = used_ports().lock().unwrap();
+        if !used.contains(&port) && !used.contains(&bus) && free(port) && free(bus) {
+            used.insert(port);
+            used.insert(bus);
+            return Ok(port);
+        }
+    }
+    bail!("no free port pair for a Redis Cluster node")
 }
 
 pub(crate) fn log_path(label: &str, port: u16) -> PathBuf {
@@ -1218,20 +1256,7 @@ fn spawn_redis(port: u16, args: Vec<String>, label: &str) -> Result<Arc<ServerPr
 fn start_redis_cluster(label: &str) -> Result<Vec<(Arc<ServerProcess>, Vec<String>)>> {
     let mut nodes: Vec<(Arc<ServerProcess>, Vec<String>)> = Vec::new();
     for i in 0..3 {
-        let port = fresh_port()?;
-        let conf = log_dir().join(format!("{label}-nodes-{port}.conf"));
-        let _ = fs::remove_file(&conf);
-        let args: Vec<String> = redis_args(port)
-            .into_iter()
-            .chain([
-                "--cluster-enabled".into(),
-                "yes".into(),
-                "--cluster-config-file".into(),
-                conf.display().to_string(),
-            ])
-            .collect();
-        let node = spawn_redis(port, args.clone(), &format!("{label}-node{i}"))?;
-        nodes.push((node, args));
+        nodes.push(start_cluster_node(&format!("{label}-node{i}"))?);
     }
     let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
     args.extend(nodes.iter().map(|(n, _)| format!("127.0.0.1:{}", n.port)));
@@ -1255,6 +1280,31 @@ fn start_redis_cluster(label: &str) -> Result<Vec<(Arc<ServerProcess>, Vec<Strin
     let processes: Vec<Arc<ServerProcess>> = nodes.iter().map(|(n, _)| n.clone()).collect();
     wait_cluster_ok(&processes, Duration::from_secs(20))?;
     Ok(nodes)
+}
+
+/// Starts one Redis Cluster node on a fresh port pair; on a failed start
+/// (a port taken by another program since the check) it tries a new pair.
+fn start_cluster_node(label: &str) -> Result<(Arc<ServerProcess>, Vec<String>)> {
+    let mut last = anyhow!("not started");
+    for _attempt in 0..3 {
+        let port = fresh_cluster_port()?;
+        let conf = log_dir().join(format!("{label}-nodes-{port}.conf"));
+        let _ = fs::remove_file(&conf);
+        let args: Vec<String> = redis_args(port)
+            .into_iter()
+            .chain([
+                "--cluster-enabled".into(),
+                "yes".into(),
+                "--cluster-config-file".into(),
+                conf.display().to_string(),
+            ])
+            .collect();
+        match spawn_redis(port, args.clone(), label) {
+            Ok(node) => return Ok((node, args)),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// Waits until every node says `cluster_state:ok`.
