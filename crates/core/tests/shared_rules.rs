@@ -450,3 +450,141 @@ fn a_resumes_welcome_shows_the_state_it_brought_and_a_later_update_wins() {
         texts_to(&steps, 4)
     );
 }
+
+/// A failover to a replica that was behind keeps the epoch: the reply of an
+/// update that ran in the lost history (at sequence 3) is applied, then the
+/// store gives sequence 3 to a newcomer's join. The newcomer's lease runs
+/// out unrenewed and another instance's sweep publishes its leave, which
+/// arrives before the join's reply. Applied on top of the lost event, that
+/// leave told the newcomer `expired` though it was never welcomed. The
+/// contradiction (two events under sequence 3) now stops the view: nothing
+/// more of that history is applied, the space forces a new one, and the
+/// newcomer's join, sent again there, is welcomed.
+#[test]
+fn a_join_under_a_sequence_number_a_rollback_reused_is_welcomed_not_expired() {
+    let mut store = SimStore::new(TTL, 1_000);
+    let mut s = two_joined(&mut store);
+    store.save();
+    // Steps seen, and the calls they asked for that are not run yet.
+    let mut steps = Vec::new();
+    let mut later = Vec::new();
+    let mut took = |step: SharedStep, steps: &mut Vec<SharedStep>| {
+        later.extend(step.calls.clone());
+        steps.push(step);
+    };
+
+    // Socket 1's update runs at sequence 3; then the store goes back to 2.
+    let update = json!({"action": "update", "state": {"n": 1}}).to_string();
+    let step = s.frame(
+        ConnId(1),
+        Frame::Text(update.as_bytes()),
+        UnixMillis(T + 100),
+    );
+    let [update_call] = &step.calls[..] else {
+        panic!("one update call: {:?}", step.calls);
+    };
+    let lost = store.execute(update_call, T + 100);
+    assert_eq!(lost.reply.seq, 3);
+    store.lose(Loss::Rollback);
+    // The failover drops the subscription: a resync, answered later.
+    took(
+        s.subscription(Subscription::Lost, UnixMillis(T + 101)),
+        &mut steps,
+    );
+    took(
+        s.subscription(Subscription::Confirmed, UnixMillis(T + 101)),
+        &mut steps,
+    );
+
+    // A newcomer's join takes sequence 3 of the same epoch.
+    let step = join(&mut s, 3, "c", T + 102);
+    let [join_call] = &step.calls[..] else {
+        panic!("one join call: {:?}", step.calls);
+    };
+    let joined = store.execute(join_call, T + 102);
+    assert_eq!(joined.reply.epoch.as_ref(), s.epoch());
+    assert_eq!(joined.reply.seq, 3);
+
+    // The lost update's reply, then the join's event by the channel.
+    took(
+        s.reply(update_call.id, Ok(lost.reply), UnixMillis(T + 103)),
+        &mut steps,
+    );
+    for text in &joined.published {
+        took(s.message(text, UnixMillis(T + 104)), &mut steps);
+    }
+
+    // Sockets 1 and 2 ping; the newcomer's lease runs out and another
+    // instance's sweep ends it.
+    for conn in [1, 2] {
+        let step = s.frame(
+            ConnId(conn),
+            Frame::Text(PING_TEXT.as_bytes()),
+            UnixMillis(T + 900),
+        );
+        for call in &step.calls {
+            let done = store.execute(call, T + 900);
+            took(
+                s.reply(call.id, Ok(done.reply), UnixMillis(T + 900)),
+                &mut steps,
+            );
+        }
+        steps.push(step);
+    }
+    let sweep = StoreCall {
+        id: longhouse_core::shared::CallId(99),
+        history: Default::default(),
+        op: StoreOp::Sweep,
+    };
+    let swept = store.execute(&sweep, T + 102 + TTL + 1);
+    assert!(
+        swept.published.iter().any(|m| m.contains(r#""leave""#)),
+        "the newcomer's lease was not swept: {:?}",
+        swept.published
+    );
+    for text in &swept.published {
+        took(s.message(text, UnixMillis(T + 102 + TTL + 2)), &mut steps);
+    }
+    assert!(
+        texts_to(&steps, 3).is_empty(),
+        "the newcomer was told something before any welcome: {:?}",
+        texts_to(&steps, 3)
+    );
+
+    // Then the join's reply, and everything it and the resync lead to.
+    let now = T + 102 + TTL + 3;
+    took(
+        s.reply(join_call.id, Ok(joined.reply), UnixMillis(now)),
+        &mut steps,
+    );
+    let rest = SharedStep {
+        calls: std::mem::take(&mut later),
+        ..SharedStep::default()
+    };
+    steps.extend(run(&mut s, &mut store, rest, now, now));
+
+    let told = texts_to(&steps, 3);
+    assert!(
+        told.first().is_some_and(|t| t.contains(r#""clients""#)),
+        "the newcomer's first message is not a welcome: {told:?}"
+    );
+    assert!(
+        !told.iter().any(|t| t.contains("expired")),
+        "the newcomer was told expired: {told:?}"
+    );
+    assert!(
+        !outputs(&steps)
+            .iter()
+            .any(|o| matches!(o, Output::Close { .. })),
+        "a socket was closed: {:?}",
+        outputs(&steps)
+    );
+    let (_, c) = store
+        .roster()
+        .into_iter()
+        .find(|(id, _)| id.as_str() == "c")
+        .expect("the newcomer holds a lease");
+    assert_eq!(c.holder, ConnId(3));
+    // (And the update the rollback lost is back.)
+    assert_eq!(store_state(&store, "a"), Some(json!({"n": 1})));
+}

@@ -518,8 +518,13 @@ impl SharedSpace {
     }
 
     /// Applies an event of the view's history; a lease of ours whose socket
-    /// was lost is no longer ours once another socket resumed it.
+    /// was lost is no longer ours once another socket resumed it. Once the
+    /// view is [contradicted](SharedSpace::contradicted), nothing more of
+    /// that history is applied: the event that showed it is the last.
     fn apply(&mut self, event: Sequenced, out: &mut SharedStep) {
+        if self.contradicted() {
+            return;
+        }
         if let RosterEvent::Resumed { client, holder, .. } = &event.event {
             if self
                 .own
@@ -556,6 +561,20 @@ impl SharedSpace {
             self.foreign_overflowed = true;
         }
         self.foreign.push_back((self.arrivals, epoch, event));
+    }
+
+    /// Whether the view's history contradicted itself: two events arrived
+    /// under one sequence number, so the store went back and wrote again
+    /// (a failover to a replica that was behind, keeping the epoch), and
+    /// what the view applied may be of the lost history. Its events and
+    /// snapshots are then no longer applied, and no join is settled by
+    /// them: applied on top of a lost event, they could tell a socket
+    /// whose join was lost with it that its lease ended before it was
+    /// ever welcomed. The space forces a new history instead
+    /// ([`ResyncReason::Contradicted`]), where every instance re-asserts
+    /// what it holds and the joins taken meanwhile are sent again.
+    fn contradicted(&self) -> bool {
+        self.ready && self.hub.contradicted()
     }
 
     fn is_current_or_past(&self, epoch: &Option<Epoch>) -> bool {

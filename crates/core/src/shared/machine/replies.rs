@@ -110,6 +110,9 @@ impl SharedSpace {
                 }
             }
         }
+        // Confirmed once the reply's events are absorbed: one of them may
+        // show that the view's history contradicts itself.
+        let mut confirm = None;
         if open {
             match reply.status {
                 ScriptStatus::Refused => self.refuse(conn, &JoinError::IdHeldByAnother, out),
@@ -125,7 +128,7 @@ impl SharedSpace {
                         let took = self.took(conn, last, reply.now);
                         self.settle_record(conn, last, took, now, out);
                         if self.ready && reply.epoch == self.epoch {
-                            self.hub.confirm(conn, last.seq, &mut out.step.outputs);
+                            confirm = Some(last.seq);
                         } else {
                             self.unconfirmed.push((conn, reply.epoch.clone(), last.seq));
                         }
@@ -133,7 +136,16 @@ impl SharedSpace {
                 }
             }
         }
+        let epoch = reply.epoch.clone();
         self.absorb(call, reply, now, out);
+        if let Some(seq) = confirm {
+            if self.contradicted() {
+                // Settled by the history forced next: sent again there.
+                self.unconfirmed.push((conn, epoch, seq));
+            } else {
+                self.hub.confirm(conn, seq, &mut out.step.outputs);
+            }
+        }
     }
 
     /// After a join's reply, the record the socket's lease must have in
@@ -241,7 +253,7 @@ impl SharedSpace {
     ) {
         if self.ready && reply.epoch == self.epoch {
             self.store_seq = self.store_seq.max(reply.seq);
-            if let Some(snapshot) = reply.snapshot {
+            if let Some(snapshot) = reply.snapshot.filter(|_| !self.contradicted()) {
                 self.hub
                     .resync_since(snapshot, reply.seq, None, &mut out.step.outputs);
             }
@@ -286,7 +298,12 @@ impl SharedSpace {
                 )
             })
             .count();
-        if self.ready && reply.epoch == self.epoch {
+        if self.contradicted() && reply.epoch == self.epoch {
+            // Of the history that contradicted itself: the one forced next
+            // settles everything (see `SharedSpace::contradicted`).
+            self.store_seq = self.store_seq.max(reply.seq);
+            self.expect_expiry(reply.next_expiry);
+        } else if self.ready && reply.epoch == self.epoch {
             let snapshot = reply.snapshot.expect("checked");
             self.store_seq = self.store_seq.max(reply.seq);
             if reply.seq < self.hub.applied() {
@@ -320,7 +337,9 @@ impl SharedSpace {
                 reasserted,
             });
         }
-        self.reassert_states(now, out);
+        if !self.contradicted() {
+            self.reassert_states(now, out);
+        }
     }
 
     /// After a resync: a lease of ours whose record in the store lags the
