@@ -462,6 +462,22 @@ fn a_resumes_welcome_shows_the_state_it_brought_and_a_later_update_wins() {
 /// newcomer's join, sent again there, is welcomed.
 #[test]
 fn a_join_under_a_sequence_number_a_rollback_reused_is_welcomed_not_expired() {
+    a_join_under_a_reused_number(true);
+}
+
+/// The same with the join's event lost on its way: nothing shows the
+/// contradiction before the leave arrives (only the join's reply will), and
+/// the hub tells any socket holding the leaving lease `expired`, welcomed
+/// or not. Needs the hub to leave an unwelcomed socket waiting on such a
+/// leave (its join's reply then shows the contradiction, and the space
+/// sends the join again in the history it forces).
+#[test]
+#[ignore = "needs a hub change (hub/apply.rs: a leave must not expire an unwelcomed socket)"]
+fn a_join_under_a_reused_number_whose_event_was_lost_is_welcomed_not_expired() {
+    a_join_under_a_reused_number(false);
+}
+
+fn a_join_under_a_reused_number(event_arrives: bool) {
     let mut store = SimStore::new(TTL, 1_000);
     let mut s = two_joined(&mut store);
     store.save();
@@ -505,13 +521,16 @@ fn a_join_under_a_sequence_number_a_rollback_reused_is_welcomed_not_expired() {
     assert_eq!(joined.reply.epoch.as_ref(), s.epoch());
     assert_eq!(joined.reply.seq, 3);
 
-    // The lost update's reply, then the join's event by the channel.
+    // The lost update's reply, then (if not lost) the join's event by the
+    // channel.
     took(
         s.reply(update_call.id, Ok(lost.reply), UnixMillis(T + 103)),
         &mut steps,
     );
-    for text in &joined.published {
-        took(s.message(text, UnixMillis(T + 104)), &mut steps);
+    if event_arrives {
+        for text in &joined.published {
+            took(s.message(text, UnixMillis(T + 104)), &mut steps);
+        }
     }
 
     // Sockets 1 and 2 ping; the newcomer's lease runs out and another
