@@ -11,9 +11,10 @@
 //! refused with 1011 if it is not within the wait, or the store is down),
 //! when the space resynchronises (a gap that does not fill within the
 //! patience, a held-back buffer that overflowed, a reconnected
-//! subscription, lost messages, or another history), when it sweeps (the
-//! next expiry by the store's clock), and what it re-asserts when the store
-//! lost the space (see [`crate::shared::StoreOp::Resync`]).
+//! subscription, lost messages, another history, or one that contradicts
+//! itself, of which nothing more is applied), when it sweeps (the next
+//! expiry by the store's clock), and what it re-asserts when the store lost
+//! the space (see [`crate::shared::StoreOp::Resync`]).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
