@@ -466,13 +466,11 @@ fn a_join_under_a_sequence_number_a_rollback_reused_is_welcomed_not_expired() {
 }
 
 /// The same with the join's event lost on its way: nothing shows the
-/// contradiction before the leave arrives (only the join's reply will), and
-/// the hub tells any socket holding the leaving lease `expired`, welcomed
-/// or not. Needs the hub to leave an unwelcomed socket waiting on such a
-/// leave (its join's reply then shows the contradiction, and the space
-/// sends the join again in the history it forces).
+/// contradiction before the leave arrives (only the join's reply will).
+/// The hub leaves an unwelcomed socket waiting on such a leave instead of
+/// telling it `expired`; its join's reply then shows the contradiction, and
+/// the space sends the join again in the history it forces.
 #[test]
-#[ignore = "needs a hub change (hub/apply.rs: a leave must not expire an unwelcomed socket)"]
 fn a_join_under_a_reused_number_whose_event_was_lost_is_welcomed_not_expired() {
     a_join_under_a_reused_number(false);
 }

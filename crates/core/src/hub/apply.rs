@@ -61,8 +61,13 @@ impl Hub {
                 holder,
                 cause,
             } => {
-                if self.conns.get(&holder).is_some_and(|c| c.id == client.id) {
+                let local = self.conns.get(&holder).filter(|c| c.id == client.id);
+                if let Some(welcomed) = local.map(|c| c.joined) {
                     match cause {
+                        // A socket not yet welcomed is never told it
+                        // expired (only in a history that contradicts
+                        // itself): its join's reply settles it.
+                        LeaveCause::Expired if !welcomed => {}
                         LeaveCause::Expired => self.expire_local(holder, out),
                         LeaveCause::Removed => {
                             self.drop_conn(holder);
