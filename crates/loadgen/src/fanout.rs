@@ -8,7 +8,9 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 use crate::client::{Client, Counters, Kind, Spec, Target};
-use crate::common::{close_all, load, open_all, percentiles, round3, run_tag, settle, show};
+use crate::common::{
+    close_all, load, open_all, percentiles, round3, run_tag, settle, show, show_cpu, CpuMeter,
+};
 
 /// Flags of `fanout`.
 #[derive(Debug, Clone, clap::Args)]
@@ -28,6 +30,11 @@ pub struct FanoutArgs {
     /// Give up waiting for events after this long without progress, ms.
     #[arg(long, default_value_t = 5000)]
     pub quiet_ms: u64,
+    /// The server's pid, for the CPU it spends on the rounds (per event and
+    /// per delivered frame: the cost that bounds the time to the last
+    /// receiver whatever the machine's load)
+    #[arg(long)]
+    pub server_pid: Option<u32>,
 }
 
 /// Runs `fanout`; returns the report and whether every event arrived once.
@@ -54,6 +61,7 @@ pub async fn run(target: &Target, args: &FanoutArgs) -> (Value, bool) {
     let mut leave_from_close = Vec::new();
     let mut newcomer_ids = Vec::new();
     let mut failures = 0u64;
+    let meter = CpuMeter::start(args.server_pid);
     for round in 0..args.rounds {
         let base_joins = load(&counters.joins);
         let base_leaves = load(&counters.leaves);
@@ -112,6 +120,7 @@ pub async fn run(target: &Target, args: &FanoutArgs) -> (Value, bool) {
         newcomer_ids.push(id);
         tokio::time::sleep(Duration::from_millis(args.gap_ms)).await;
     }
+    let cpu = meter.finish();
     // Settle stragglers, then count: each member must have each newcomer's
     // join and leave exactly once.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -148,6 +157,21 @@ pub async fn run(target: &Target, args: &FanoutArgs) -> (Value, bool) {
     println!("  join, newcomer's connect to last receiver: {}", show(&jr));
     println!("  join, newcomer's welcome to last receiver: {}", show(&jw));
     println!("  leave, newcomer's close to last receiver:  {}", show(&lc));
+    // Each round is two events (the join, the leave), each to every member.
+    let frames = (2 * args.rounds * held).max(1) as f64;
+    let per_frame = |key: &str| {
+        cpu[key]
+            .as_u64()
+            .map(|ms| round3(ms as f64 * 1000.0 / frames))
+    };
+    let (server_us, loadgen_us) = (per_frame("server_cpu_ms"), per_frame("loadgen_cpu_ms"));
+    println!("  cpu, the rounds: {}", show_cpu(&cpu));
+    println!(
+        "  cpu per delivered frame: server {} us, load generator {} us ({} frames)",
+        server_us.map_or("-".to_owned(), |u| u.to_string()),
+        loadgen_us.map_or("-".to_owned(), |u| u.to_string()),
+        frames
+    );
     println!(
         "  events missing {missing}, duplicated {duplicated}; failures {failed}, dropped {dropped}"
     );
@@ -159,6 +183,9 @@ pub async fn run(target: &Target, args: &FanoutArgs) -> (Value, bool) {
         "join_connect_to_last_ms": jr,
         "join_welcome_to_last_ms": jw,
         "leave_close_to_last_ms": lc,
+        "cpu": cpu,
+        "server_cpu_us_per_frame": server_us,
+        "loadgen_cpu_us_per_frame": loadgen_us,
         "missing": missing, "duplicated": duplicated, "failed": failed, "dropped": dropped,
         "ok": ok,
     });
