@@ -102,11 +102,13 @@ enum Op {
         /// A held update flushed into the leave.
         last: Option<usize>,
     },
-    /// A (coalesced) update; `None` clears the state.
+    /// A (coalesced) update; `None` clears the state. `if_changed`: a
+    /// record settled again, an event only if it changes the stored one.
     Update {
         id: usize,
         holder: u8,
         state: Option<usize>,
+        if_changed: bool,
     },
     /// A broadcast (`id: None`: the server API's).
     Relay {
@@ -133,8 +135,18 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(id, identity)| Op::Remove { id, identity }),
         2 => (any::<usize>(), 1..5u8, prop::option::of(any::<usize>()))
             .prop_map(|(id, holder, last)| Op::Leave { id, holder, last }),
-        4 => (any::<usize>(), 1..5u8, prop::option::weighted(0.8, any::<usize>()))
-            .prop_map(|(id, holder, state)| Op::Update { id, holder, state }),
+        4 => (
+            any::<usize>(),
+            1..5u8,
+            prop::option::weighted(0.8, any::<usize>()),
+            any::<bool>()
+        )
+            .prop_map(|(id, holder, state, if_changed)| Op::Update {
+                id,
+                holder,
+                state,
+                if_changed
+            }),
         1 => (prop::option::weighted(0.8, any::<usize>()), 1..5u8)
             .prop_map(|(id, holder)| Op::Relay { id, holder }),
         1 => Just(Op::Sweep),
@@ -294,6 +306,7 @@ impl Run<'_> {
                 id,
                 holder: h,
                 state: n,
+                if_changed,
             } => {
                 let Some(id) = self.pick(*id) else {
                     return Ok(());
@@ -303,17 +316,26 @@ impl Run<'_> {
                     Some(l) => l.client.with_state(n.map(state)),
                     None => ClientInfo::new(id.clone(), "nobody", t),
                 };
-                let updated = self.roster.update(client.clone(), holder(*h), t, TTL);
-                let status = if updated.is_some() {
+                let same = self.roster.get(&id).is_some_and(|l| l.client == client);
+                let status = if *if_changed && same {
+                    // Settled again, the same: a renewal, no event.
+                    self.roster.renew(&id, holder(*h), t, TTL)
+                } else {
+                    let updated = self.roster.update(client.clone(), holder(*h), t, TTL);
+                    let stored = updated.is_some();
+                    events.extend(updated);
+                    stored
+                };
+                let status = if status {
                     ScriptStatus::Ok
                 } else {
                     ScriptStatus::Stale
                 };
-                events.extend(updated);
                 let reply = self.call(
                     StoreOp::Update {
                         client,
                         holder: holder(*h),
+                        if_changed: *if_changed,
                     },
                     at,
                 )?;

@@ -495,6 +495,11 @@ fn cases() -> Vec<Case> {
             [PresenceState]
         ),
         case!(
+            state::an_update_equal_to_the_current_state_is_still_sent,
+            DEFAULT,
+            [PresenceState]
+        ),
+        case!(
             state::bad_update_is_refused_and_changes_nothing,
             DEFAULT,
             [PresenceState]

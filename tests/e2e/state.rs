@@ -191,6 +191,27 @@ pub async fn update_reaches_everyone_else_never_the_sender(cx: &Ctx) -> Result<(
     expect_all_silent(&mut [&mut a]).await
 }
 
+/// An update is an operation, not a change: one whose state equals the
+/// state everybody already has still reaches everyone else, once, and the
+/// sender still gets nothing back.
+pub async fn an_update_equal_to_the_current_state_is_still_sent(cx: &Ctx) -> Result<()> {
+    let space = cx.space();
+    let (mut a, mut b, mut c) = crate::support::join_three(cx, &space).await?;
+    let state = json!({"status": "here", "xy": [1, 2]});
+    for round in ["first", "the same again", "and again"] {
+        // Held by coalescing or not, each reaches the others in time.
+        a.send_json(&update(state.clone())).await?;
+        for other in [&mut b, &mut c] {
+            let v = expect_event_json(other, "remote update")
+                .await
+                .with_context(|| format!("update {round}"))?;
+            ensure!(v["client"]["id"] == a.id.as_str(), "{round}: {v}");
+            ensure!(v["client"]["state"] == state, "{round}: {v}");
+        }
+    }
+    expect_all_silent(&mut [&mut a, &mut b, &mut c]).await
+}
+
 /// A bad update gets its error and changes nothing: missing or non-object
 /// `state` is `Invalid state`, over 1024 bytes `State too large`; the
 /// socket stays open and nobody sees anything.

@@ -444,6 +444,13 @@ fn a_resumes_welcome_shows_the_state_it_brought_and_a_later_update_wins() {
         .rfind(|t| t.contains("remote update"))
         .expect("b sees the update");
     assert!(last.contains(r#""n":4"#), "b's last view of a: {last}");
+    // The join's reply settles the record the update made, sent again: a
+    // repeat, which nobody is told of (an update is told even if equal).
+    let updates = texts_to(&steps, 2)
+        .into_iter()
+        .filter(|t| t.contains("remote update"))
+        .count();
+    assert_eq!(updates, 1, "b told of the update once");
     assert!(
         texts_to(&steps, 4).is_empty(),
         "told about itself: {:?}",

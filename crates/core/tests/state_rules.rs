@@ -187,6 +187,47 @@ fn an_update_reaches_everyone_else_renews_and_the_sender_gets_nothing() {
 }
 
 #[test]
+fn an_update_equal_to_the_current_state_still_reaches_everyone_else() {
+    let mut h = Harness::new();
+    let (a, _) = h.join(&q(&[("identity", "a"), ("state", r#"{"n":1}"#)]));
+    let (b, _) = h.join("identity=b");
+    let (c, _) = h.join("identity=c");
+    h.take(a);
+    h.take(b);
+    // The state everybody already has, since the join: still one update
+    // for each of the others, none for the sender.
+    h.at(1_000);
+    h.send(a, update(json!({"n": 1})));
+    assert_eq!(h.last.renewed.len(), 1, "it renews the lease");
+    assert!(h.take(a).is_empty());
+    for other in [b, c] {
+        let got = h.take(other);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0]["event"], "remote update");
+        assert_eq!(got[0]["client"]["state"], json!({"n": 1}));
+    }
+    // Again within the interval: held, then sent once it has passed.
+    h.at(1_010);
+    h.send(a, update(json!({"n": 1})));
+    assert!(h.take(b).is_empty(), "held");
+    h.at(1_000 + INTERVAL);
+    let got = h.take(b);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["client"]["state"], json!({"n": 1}));
+    // Clearing a cleared state is an update too.
+    h.at(2_000);
+    h.send(a, update(Value::Null));
+    h.at(3_000);
+    h.send(a, update(Value::Null));
+    let got = h.take(c);
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(got[1..]
+        .iter()
+        .all(|v| v["event"] == "remote update" && v["client"].get("state").is_none()));
+    assert!(h.take(a).is_empty());
+}
+
+#[test]
 fn a_bad_update_is_refused_and_changes_nothing() {
     let mut h = Harness::with(SpaceConfig {
         max_state_bytes: 16,

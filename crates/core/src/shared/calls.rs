@@ -75,6 +75,12 @@ pub enum StoreOp {
         client: ClientInfo,
         /// The socket that sent the update.
         holder: ConnId,
+        /// Not a client's update but a record the instance settles (a
+        /// resume's changes, or its own record sent again after a resync):
+        /// an event only if it changes the stored record, so that a repeat
+        /// is never told. A client's update (`false`) is always an event,
+        /// equal or not (section 10).
+        if_changed: bool,
     },
     /// A broadcast or cursor: one publish on the space's channel, with the
     /// space's sequence number; a client's renews its lease.
@@ -375,11 +381,16 @@ impl SpaceScripts {
                 ]);
                 ScriptKind::Leave
             }
-            StoreOp::Update { client, holder } => {
+            StoreOp::Update {
+                client,
+                holder,
+                if_changed,
+            } => {
                 args.extend([
                     client.id.as_str().to_owned(),
                     holder_text(*holder),
                     serde_json::to_string(client).expect("clients serialize"),
+                    if *if_changed { "1" } else { "0" }.to_owned(),
                 ]);
                 ScriptKind::Update
             }

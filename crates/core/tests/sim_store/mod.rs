@@ -171,7 +171,11 @@ impl SimStore {
                 };
                 (status, false)
             }
-            StoreOp::Update { client, holder } => {
+            StoreOp::Update {
+                client,
+                holder,
+                if_changed,
+            } => {
                 let id = &client.id;
                 let status = if run.holder(id) == Some(*holder) {
                     let end = now + ttl;
@@ -179,11 +183,15 @@ impl SimStore {
                     *z = (*z).max(end);
                     let j = self.justified.entry(id.clone()).or_default();
                     *j = (*j).max(end);
-                    run.leases().get_mut(id).expect("present").client = client.clone();
-                    run.emit(RosterEvent::Updated {
-                        client: client.clone(),
-                        holder: *holder,
-                    });
+                    // A record settled again, the same: no event.
+                    let repeat = *if_changed && run.leases()[id].client == *client;
+                    if !repeat {
+                        run.leases().get_mut(id).expect("present").client = client.clone();
+                        run.emit(RosterEvent::Updated {
+                            client: client.clone(),
+                            holder: *holder,
+                        });
+                    }
                     ScriptStatus::Ok
                 } else {
                     ScriptStatus::Stale

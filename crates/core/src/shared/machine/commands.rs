@@ -54,7 +54,12 @@ impl SharedSpace {
                         }
                     },
                 }
-                let op = StoreOp::Update { client, holder };
+                // A client's update: told even if equal (section 10).
+                let op = StoreOp::Update {
+                    client,
+                    holder,
+                    if_changed: false,
+                };
                 self.call(op, Pending::Update(id, holder), now, out);
             }
             Command::Relay { id, holder, relay } => {

@@ -155,8 +155,9 @@ impl SharedSpace {
     /// [`crate::Space::join`] does. Kept (the socket updated it since its
     /// welcome came by the channel, or an earlier join of the same socket
     /// made it), it is the latest, and wins over the resume's; sent again
-    /// if the store's differs (a repeat of an update on its way changes
-    /// nothing anyone sees).
+    /// if the store's differs (a repeat of an update on its way: the store
+    /// makes no event of it when it lands after that update, as it must,
+    /// since one socket's calls run in order).
     fn settle_record(
         &mut self,
         conn: ConnId,
@@ -190,6 +191,7 @@ impl SharedSpace {
         let op = StoreOp::Update {
             client: new,
             holder: conn,
+            if_changed: true,
         };
         self.call(op, Pending::Update(id, conn), now, out);
     }
@@ -346,8 +348,9 @@ impl SharedSpace {
     /// one this instance holds (an update that found the lease gone while
     /// the store was losing it, and a lease put back from an older record)
     /// is sent its record again, as one update: the latest state is never
-    /// lost. (An update still on its way makes it a repeat, which changes
-    /// nothing anyone sees.)
+    /// lost. (An update still on its way makes it a repeat: landing after
+    /// that update, it finds the record the same, and the store makes no
+    /// event of it.)
     fn reassert_states(&mut self, now: UnixMillis, out: &mut SharedStep) {
         let mut lagging: Vec<(ConnId, ClientInfo)> = self
             .own
@@ -365,6 +368,7 @@ impl SharedSpace {
             let op = StoreOp::Update {
                 client,
                 holder: conn,
+                if_changed: true,
             };
             self.call(op, Pending::Update(id, conn), now, out);
         }
