@@ -5,9 +5,13 @@
 //! room only while messages wait, and two `Notify`s) instead of a tokio
 //! `mpsc` channel, whose first block of 32 slots and cache-padded halves
 //! cost about 960 B per idle socket (BENCHMARKS.md, "Per idle socket").
+//!
+//! The keepalive comes through here too, as a flag the process's wheel
+//! raises (a [`Bell`]): the socket's task then waits on one queue for
+//! everything it writes, not on a second waker of its own.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use longhouse_core::CloseCode;
 use tokio::sync::Notify;
@@ -41,12 +45,15 @@ struct State {
     /// The inbox was dropped: nobody reads any more.
     receiver_gone: bool,
     overflowed: bool,
+    /// A keepalive is due (raised by the wheel, taken by [`Inbox::next`]);
+    /// a flag, not a queued message: no room held, never more than one.
+    ping_due: bool,
 }
 
 struct Shared {
     capacity: usize,
     state: Mutex<State>,
-    /// Something was queued, or the outbox went.
+    /// Something was queued, a keepalive fell due, or the outbox went.
     ready: Notify,
     /// The queue overflowed.
     overflow: Notify,
@@ -112,6 +119,8 @@ impl Drop for Outbox {
 pub enum Next {
     /// A message to carry out.
     Message(Outbound),
+    /// Send a keepalive (PROTOCOL.md section 7).
+    Keepalive,
     /// The queue overflowed: the client stopped reading.
     Overflowed,
     /// The outbox is gone and nothing is left.
@@ -141,15 +150,21 @@ impl Inbox {
     }
 
     /// The next message, or the news that the queue overflowed (checked
-    /// first: a client that stopped reading is given up on at once), or
-    /// `Closed` once the outbox is gone and the queue empty. One future for
-    /// both, so an idle socket's task waits on one thing less.
+    /// first: a client that stopped reading is given up on at once), or a
+    /// keepalive that fell due (before what is queued, so a busy socket's
+    /// ping is not held back), or `Closed` once the outbox is gone and the
+    /// queue empty. One future for all, so an idle socket's task waits on
+    /// one thing only besides its reader.
     pub async fn next(&mut self) -> Next {
         loop {
             {
                 let mut state = self.0.state();
                 if state.overflowed {
                     return Next::Overflowed;
+                }
+                if state.ping_due {
+                    state.ping_due = false;
+                    return Next::Keepalive;
                 }
                 if let Some(message) = pop(&mut state) {
                     return Next::Message(message);
@@ -177,6 +192,36 @@ impl Inbox {
     /// inbox itself is borrowed for `recv`.
     pub fn overflow(&self) -> Overflowed {
         Overflowed(self.0.clone())
+    }
+
+    /// The handle the keepalive wheel rings for this socket.
+    pub fn bell(&self) -> Bell {
+        Bell(Arc::downgrade(&self.0))
+    }
+}
+
+/// Raises one socket's keepalive flag; held by the keepalive wheel. Weak,
+/// so the wheel never keeps a gone socket's queue alive.
+pub struct Bell(Weak<Shared>);
+
+impl Bell {
+    /// Tells the socket a keepalive is due (once, however often rung
+    /// before it is sent). Returns `false` if the socket's task is gone.
+    pub fn ring(&self) -> bool {
+        let Some(shared) = self.0.upgrade() else {
+            return false;
+        };
+        let mut state = shared.state();
+        if state.receiver_gone {
+            return false;
+        }
+        let raised = !state.ping_due;
+        state.ping_due = true;
+        drop(state);
+        if raised {
+            shared.ready.notify_one();
+        }
+        true
     }
 }
 
@@ -222,6 +267,7 @@ pub fn outbox(capacity: usize) -> (Outbox, Inbox) {
             sender_gone: false,
             receiver_gone: false,
             overflowed: false,
+            ping_due: false,
         }),
         ready: Notify::new(),
         overflow: Notify::new(),
@@ -232,6 +278,7 @@ pub fn outbox(capacity: usize) -> (Outbox, Inbox) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::FutureExt;
 
     #[tokio::test]
     async fn a_full_queue_flags_overflow_instead_of_growing() {
@@ -308,5 +355,35 @@ mod tests {
         let (tx, mut rx) = outbox(1);
         drop(tx);
         assert_eq!(rx.next().await, Next::Closed);
+    }
+
+    #[tokio::test]
+    async fn a_rung_bell_is_one_keepalive_before_what_is_queued() {
+        let (tx, mut rx) = outbox(4);
+        let bell = rx.bell();
+        tx.send(Outbound::Text("a".into())).unwrap();
+        assert!(bell.ring());
+        assert!(bell.ring(), "rung twice before it is sent: still one");
+        assert_eq!(rx.next().await, Next::Keepalive);
+        assert_eq!(rx.next().await, Next::Message(Outbound::Text("a".into())));
+        assert_eq!(rx.next().now_or_never(), None, "nothing more");
+        drop(tx);
+        assert_eq!(rx.next().await, Next::Closed);
+        drop(rx);
+        assert!(!bell.ring(), "a gone socket is not rung");
+    }
+
+    #[tokio::test]
+    async fn a_bell_wakes_a_waiting_reader() {
+        let (_tx, mut rx) = outbox(4);
+        let bell = rx.bell();
+        let reader = tokio::spawn(async move { rx.next().await });
+        tokio::task::yield_now().await;
+        assert!(bell.ring());
+        let got = tokio::time::timeout(std::time::Duration::from_secs(2), reader)
+            .await
+            .expect("woken")
+            .unwrap();
+        assert_eq!(got, Next::Keepalive);
     }
 }
