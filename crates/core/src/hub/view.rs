@@ -16,9 +16,14 @@ struct Viewed {
 }
 
 /// The roster as local sockets know it, keyed by client id.
+///
+/// Each record is boxed: a map keeps room for more entries than it holds
+/// (up to twice as many), and a record inline (about 150 B) made each idle
+/// socket pay for that room too; boxed, the spare room is a pointer per
+/// entry (BENCHMARKS.md, "Per idle socket").
 #[derive(Debug, Clone, Default)]
 pub(crate) struct View {
-    clients: HashMap<ClientId, Viewed>,
+    clients: HashMap<ClientId, Box<Viewed>>,
 }
 
 impl View {
@@ -42,7 +47,7 @@ impl View {
         }
         let text = client_text(&client);
         self.clients
-            .insert(id, Viewed { info: client, text })
+            .insert(id, Box::new(Viewed { info: client, text }))
             .map(|old| old.info)
     }
 
@@ -58,7 +63,7 @@ impl View {
 
     /// Every client in view, in welcome order (by `joinedAt`, then id).
     fn ordered(&self) -> Vec<&Viewed> {
-        let mut clients: Vec<&Viewed> = self.clients.values().collect();
+        let mut clients: Vec<&Viewed> = self.clients.values().map(|v| &**v).collect();
         clients.sort_unstable_by(|a, b| {
             (a.info.joined_at, &a.info.id).cmp(&(b.info.joined_at, &b.info.id))
         });
