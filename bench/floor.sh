@@ -70,9 +70,9 @@ run() {
   if [ -n "$perf" ]; then
     kill -INT "$perf"
     wait "$perf" 2>/dev/null || true
-    perf report -i "$out/$profile.data" --no-children --sort dso,symbol --stdio 2>/dev/null |
-      head -80 >"$out/$profile.txt"
-    rm -f "$out/$profile.data"
+    perf report -i "$out/$profile.data" --no-children --sort dso,symbol --stdio >"$out/$profile.full" 2>/dev/null || true
+    head -80 "$out/$profile.full" >"$out/$profile.txt"
+    rm -f "$out/$profile.data" "$out/$profile.full"
   fi
   grep -v '^{' "$file" | grep -E "joins:|connect to|cpu|OK|FAILED" || true
 }
