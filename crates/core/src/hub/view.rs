@@ -20,7 +20,7 @@ struct Viewed {
 /// Each record is boxed: a map keeps room for more entries than it holds
 /// (up to twice as many), and a record inline (about 150 B) made each idle
 /// socket pay for that room too; boxed, the spare room is a pointer per
-/// entry (BENCHMARKS.md, "Per idle socket").
+/// entry (BENCHMARKS.md, "Where the memory goes").
 #[derive(Debug, Clone, Default)]
 pub(crate) struct View {
     clients: HashMap<ClientId, Box<Viewed>>,
