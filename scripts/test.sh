@@ -33,10 +33,11 @@ cargo build -p longhouse-native --locked
 
 # The native binary embeds clients/js/dist/index.js (the demo page loads it),
 # so the build is committed: a fresh build (esbuild bundles, tsc
-# declarations: clients/js/build.mjs) must equal it. `npm ci` also fills
-# npm's cache with React, which the hooks' tests install from it offline.
+# declarations: clients/js/build.mjs) must equal it. `npm ci` and
+# test/cache-react.mjs also fill npm's cache with React (tarballs and
+# registry metadata), which the hooks' tests install from it offline.
 step "client library (clients/js): npm ci, the build equals the committed dist"
-(cd clients/js && npm ci --no-audit --no-fund --silent)
+(cd clients/js && npm ci --no-audit --no-fund --silent && node test/cache-react.mjs)
 js_build=$(mktemp -d)
 (cd clients/js && node build.mjs "$js_build")
 if ! diff -r "$js_build" clients/js/dist; then
